@@ -1,0 +1,59 @@
+"""Bearer keys -> Principal, and what each principal may call.
+
+Keys are compared in constant time against every configured key (no early exit that would
+leak which prefix matched). With no keys configured the gateway is open; app.py refuses to
+bind a non-loopback address in that case.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+from dataclasses import dataclass
+
+from .config import Config
+from .errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    models: tuple[str, ...] = ("*",)
+    admin: bool = False
+
+    def may_use(self, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+
+ANONYMOUS = Principal("anonymous", ("*",), admin=True)
+
+
+def bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def authenticate(cfg: Config, authorization: str | None, api_key_header: str | None = None) -> Principal:
+    """The principal for a request's credentials, or Unauthorized (which says nothing of keys)."""
+    if not cfg.auth.keys:
+        return ANONYMOUS
+    presented = bearer(authorization) or (api_key_header or "").strip()
+    if not presented:
+        raise Unauthorized("Missing API key: send it as 'Authorization: Bearer <key>'")
+    found = None
+    given = presented.encode()
+    for key in cfg.auth.keys:
+        if hmac.compare_digest(given, key.secret.encode()) and found is None:
+            found = key
+    if found is None:
+        raise Unauthorized("Incorrect API key provided")
+    return Principal(found.name, found.models, found.admin)
+
+
+def check_model(principal: Principal, requested: str, resolved: str) -> None:
+    """A key may call a model by its client-facing name or by what that name resolves to."""
+    if principal.may_use(requested) or principal.may_use(resolved):
+        return
+    raise Forbidden(f"key '{principal.name}' may not use model '{requested}'", param="model")

@@ -1,0 +1,245 @@
+"""Configuration: JSON file -> JSON Schema validation -> frozen msgspec snapshot.
+
+A Config is immutable once built; a request takes `holder.current` once and keeps that snapshot
+to the end, so a reload (SIGHUP) never changes a request mid-flight. Secrets are never in the
+file: `api_key_env` / `key_env` name environment variables, resolved here at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import msgspec
+
+
+class ConfigError(Exception):
+    """Every fault found in a config file, each as (JSON path, reason)."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        lines = [f"{self.source}: {len(self.problems)} problem(s)"]
+        lines += [f"  {path}: {reason}" for path, reason in self.problems]
+        return "\n".join(lines)
+
+
+class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class Server(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = 4000
+    max_body_mb: float = 32
+    shutdown_grace_s: float = 30
+    sse_keepalive_s: float = 3
+    log_level: str = "info"
+    log_format: str = "auto"
+    reasoning_content: bool = True
+
+
+class Timeouts(_Frozen):
+    connect_s: float = 5
+    first_token_s: float = 180
+    total_s: float = 900
+
+
+class Deployment(_Frozen):
+    """One backend model at one address; several with the same `name` form a group."""
+
+    name: str
+    provider: str
+    model: str
+    id: str = ""
+    api_base: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = None  # resolved from api_key_env at load; never in the file
+    options: dict[str, Any] = {}
+    keep_alive: str | float | None = None
+    server_tools: tuple[str, ...] = ()
+    weight: float = 1
+    default_max_tokens: int = 4096
+    timeouts: Timeouts = Timeouts()
+
+
+class Router(_Frozen):
+    num_retries: int = 1
+    retry_backoff_s: float = 0.25
+    fallbacks: dict[str, tuple[str, ...]] = {}
+    aliases: dict[str, str] = {}
+
+
+class Key(_Frozen):
+    name: str
+    key_env: str
+    models: tuple[str, ...] = ("*",)
+    admin: bool = False
+    secret: str = ""  # resolved from key_env at load
+
+
+class Auth(_Frozen):
+    keys: tuple[Key, ...] = ()
+
+
+class Images(_Frozen):
+    max_mb: float = 10
+    timeout_s: float = 10
+    allow_private: bool = False
+
+
+class Config(_Frozen):
+    models: tuple[Deployment, ...]
+    server: Server = Server()
+    router: Router = Router()
+    auth: Auth = Auth()
+    images: Images = Images()
+    source: str = ""
+    loaded_at: float = 0.0
+
+    def groups(self) -> dict[str, tuple[Deployment, ...]]:
+        out: dict[str, list[Deployment]] = {}
+        for d in self.models:
+            out.setdefault(d.name, []).append(d)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def resolve_name(self, name: str) -> str:
+        """Client-facing name -> model name (aliases resolved, one hop)."""
+        return self.router.aliases.get(name, name)
+
+
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("litegate").joinpath("config.schema.json").read_text("utf-8"))
+
+
+def load(path: str, env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and freeze a config file; raise ConfigError naming every fault."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(path, [("$", f"cannot read file: {e.strerror or e}")]) from None
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(path, [("$", f"not valid JSON: {e}")]) from None
+    return from_dict(doc, source=path, env=os.environ if env is None else env)
+
+
+def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    validator = jsonschema.Draft202012Validator(schema())
+    problems = [(e.json_path, e.message) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
+    if problems:
+        raise ConfigError(source, problems)
+    problems = _resolve_secrets(doc, env) + _check_references(doc)
+    if problems:
+        raise ConfigError(source, problems)
+    _assign_ids(doc["models"])
+    doc = {**doc, "source": source, "loaded_at": time.time()}
+    doc.pop("$schema", None)
+    return msgspec.convert(doc, Config)
+
+
+def _resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[str, str]]:
+    problems = []
+    for i, m in enumerate(doc["models"]):
+        var = m.get("api_key_env")
+        if var:
+            if not env.get(var):
+                problems.append((f"$.models[{i}].api_key_env", f"model '{m['name']}': environment variable {var} is not set"))
+            else:
+                m["api_key"] = env[var]
+    for i, k in enumerate(doc.get("auth", {}).get("keys", [])):
+        if not env.get(k["key_env"]):
+            problems.append((f"$.auth.keys[{i}].key_env", f"key '{k['name']}': environment variable {k['key_env']} is not set"))
+        else:
+            k["secret"] = env[k["key_env"]]
+    return problems
+
+
+def _check_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    names = {m["name"] for m in doc["models"]}
+    router = doc.get("router", {})
+    problems = []
+    for alias, target in router.get("aliases", {}).items():
+        if target not in names:
+            problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' points to unknown model '{target}'"))
+    fallbacks = router.get("fallbacks", {})
+    for name, chain in fallbacks.items():
+        if name not in names:
+            problems.append((f"$.router.fallbacks.{name}", f"fallbacks given for unknown model '{name}'"))
+        for j, fb in enumerate(chain):
+            if fb not in names:
+                problems.append((f"$.router.fallbacks.{name}[{j}]", f"fallback to unknown model '{fb}'"))
+    problems += _fallback_cycles(fallbacks)
+    return problems
+
+
+def _fallback_cycles(fallbacks: dict[str, list[str]]) -> list[tuple[str, str]]:
+    problems, done = [], set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            cycle = " -> ".join(trail[trail.index(name):] + [name])
+            problems.append((f"$.router.fallbacks.{trail[-1]}", f"fallback cycle: {cycle}"))
+            return
+        if name in done:
+            return
+        for fb in fallbacks.get(name, []):
+            visit(fb, trail + [name])
+        done.add(name)
+
+    for name in fallbacks:
+        visit(name, [])
+    return problems
+
+
+def _assign_ids(models: list[dict[str, Any]]) -> None:
+    seen: dict[str, int] = {}
+    for m in models:
+        if m.get("id"):
+            continue
+        base = f"{m['provider']}/{m['model']}"
+        if m.get("api_base"):
+            base += "@" + (urlsplit(m["api_base"]).netloc or m["api_base"])
+        n = seen[base] = seen.get(base, 0) + 1
+        m["id"] = base if n == 1 else f"{base}#{n}"
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The running config as plain data with every secret removed (for display)."""
+    doc = msgspec.to_builtins(cfg)
+    for m in doc["models"]:
+        m.pop("api_key", None)
+    for k in doc["auth"]["keys"]:
+        k.pop("secret", None)
+    return doc
+
+
+class ConfigHolder:
+    """Owns the current snapshot; `reload()` swaps it whole or not at all."""
+
+    def __init__(self, path: str, initial: Config) -> None:
+        self.path = path
+        self.current = initial
+        self.last_reload: dict[str, Any] = {"ok": True, "at": initial.loaded_at, "error": None}
+
+    def reload(self) -> Config:
+        try:
+            cfg = load(self.path)
+        except ConfigError as e:
+            self.last_reload = {"ok": False, "at": time.time(), "error": e.describe()}
+            raise
+        self.current = cfg
+        self.last_reload = {"ok": True, "at": cfg.loaded_at, "error": None}
+        return cfg

@@ -1,0 +1,320 @@
+"""The one use case: plan the attempts, call the model through upstream, answer as OpenAI.
+
+Retries and fallbacks happen only before the first byte of an answer reaches the client;
+while waiting for a slow backend (Ollama loading a model) a stream yields KEEPALIVE so the
+client sees life. After the first chunk an error ends the stream (api writes an SSE error).
+Everything a request learns about itself (deployment, route, usage, timings) goes on its Call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import UNSET
+
+from . import router, upstream
+from .chunks import Aggregator, ChunkWriter, CompletionWriter
+from .config import Config, Deployment
+from .errors import BadRequest, GatewayError
+from .providers import PROVIDERS, Provider, Vectors
+from .providers.messages import image_url_of
+from .wire import (
+    ChatCompletion, ChatRequest, CompletionRequest, ContentPart, Embedding, EmbeddingList, EmbeddingUsage,
+    EmbeddingsRequest, ImageURL, StreamEvent, TextCompletion, ToolCallDelta, Usage,
+)
+
+T = TypeVar("T")
+KEEPALIVE = b": keep-alive\n\n"
+
+
+class Memo:
+    """Bounded map tool_call_id -> provider state (e.g. thought signatures), oldest evicted."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return self._items[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class Services:
+    """Long-lived collaborators, built once by the app and shared by every request."""
+
+    session: Any  # aiohttp.ClientSession for backends
+    fetcher: Any  # guarded aiohttp.ClientSession for client URLs
+    memo: Memo = field(default_factory=Memo)
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass
+class Call:
+    """One client request as the gateway sees it; read by the access log at the end."""
+
+    cfg: Config
+    request_id: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    model: str = ""
+    deployment: str | None = None
+    route: str | None = None
+    tried: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    upstream_s: float = 0.0
+    upstream_since: float | None = None
+    first_token_s: float | None = None
+    images: dict[str, str] = field(default_factory=dict)
+    key: str | None = None
+    stream_error: str | None = None
+
+    def overhead_ms(self) -> float:
+        now = time.perf_counter()
+        waiting = self.upstream_s + (now - self.upstream_since if self.upstream_since else 0.0)
+        return max(0.0, (now - self.started - waiting) * 1000)
+
+    async def waiting(self, aw: Awaitable[T]) -> T:
+        """Await backend I/O, counting its time as upstream (not litegate's overhead)."""
+        self.upstream_since = t0 = time.perf_counter()
+        try:
+            return await aw
+        finally:
+            self.upstream_s += time.perf_counter() - t0
+            self.upstream_since = None
+
+
+# ---------------------------------------------------------------- attempts
+async def _with_targets(svc: Services, call: Call, requested: str,
+                        attempt: Callable[[Deployment, Provider], Awaitable[T]]) -> T:
+    last: GatewayError | None = None
+    for att in router.attempts(call.cfg, requested, svc.rng):
+        if last is not None:
+            await asyncio.sleep(_backoff(call.cfg, att.retry, last))
+        call.deployment, call.route = att.deployment.id, att.route if att.retry == 0 else f"{att.route}+retry"
+        try:
+            return await attempt(att.deployment, PROVIDERS[att.deployment.provider])
+        except GatewayError as e:
+            call.tried.append(att.deployment.id)
+            if not e.retryable:
+                raise
+            last = e
+    assert last is not None
+    if len(call.tried) > 1:
+        last.message = f"{last.message} (tried: {', '.join(call.tried)})"
+    raise last
+
+
+def _backoff(cfg: Config, retry: int, err: GatewayError) -> float:
+    base = cfg.router.retry_backoff_s * (2 ** max(0, retry - 1)) if retry else 0.0
+    return min(max(base, err.retry_after or 0.0), 10.0)
+
+
+# ---------------------------------------------------------------- images
+async def _inline_images(svc: Services, call: Call, req: ChatRequest) -> ChatRequest:
+    """Replace http(s) image URLs by data URIs for backends that cannot fetch them."""
+    if not any(isinstance(m.content, list) and any(_remote(p) for p in m.content) for m in req.messages):
+        return req
+    messages = list(req.messages)
+    for i, m in enumerate(messages):
+        if isinstance(m.content, list) and any(_remote(p) for p in m.content):
+            parts = [await _inline_part(svc, call, p, f"messages[{i}].content[{j}].image_url") if _remote(p) else p
+                     for j, p in enumerate(m.content)]
+            messages[i] = msgspec.structs.replace(m, content=parts)
+    return msgspec.structs.replace(req, messages=messages)
+
+
+def _remote(part: ContentPart) -> bool:
+    url = image_url_of(part)
+    return url is not None and not url.startswith("data:")
+
+
+async def _inline_part(svc: Services, call: Call, part: ContentPart, where: str) -> ContentPart:
+    url = image_url_of(part) or ""
+    if url not in call.images:
+        images = call.cfg.images
+        try:
+            mime, body = await call.waiting(upstream.fetch(
+                svc.fetcher, url, max_bytes=int(images.max_mb * (1 << 20)), timeout_s=images.timeout_s,
+                allow_private=images.allow_private))
+        except upstream.FetchRefused as e:
+            raise BadRequest(f"{where}: cannot fetch image {url!r}: {e}", param=where) from None
+        if not mime.startswith("image/"):
+            raise BadRequest(f"{where}: {url!r} is not an image (content type {mime or 'unknown'})", param=where)
+        call.images[url] = f"data:{mime};base64,{base64.b64encode(body).decode()}"
+    detail = part.image_url.detail if isinstance(part.image_url, ImageURL) else None
+    return msgspec.structs.replace(part, image_url=ImageURL(call.images[url], detail))
+
+
+# ---------------------------------------------------------------- chat
+async def _prepared(svc: Services, call: Call, req: ChatRequest, provider: Provider) -> ChatRequest:
+    return await _inline_images(svc, call, req) if provider.inline_image_urls else req
+
+
+async def chat(svc: Services, call: Call, req: ChatRequest) -> ChatCompletion:
+    async def attempt(d: Deployment, p: Provider) -> ChatCompletion:
+        ureq = p.build_chat(await _prepared(svc, call, req, p), d, svc.memo)
+        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
+        return p.parse_chat(body, d)
+
+    result = await _with_targets(svc, call, req.model, attempt)
+    if result.memo is not UNSET:
+        for key, value in result.memo.items():
+            svc.memo.put(key, value)
+    reasoning = call.cfg.server.reasoning_content
+    for choice in result.choices:
+        if not reasoning:
+            choice.message.reasoning_content = UNSET
+    call.usage = result.usage if result.usage is not UNSET else None
+    return msgspec.structs.replace(result, id=ChunkWriter.new_id(), created=int(time.time()), model=req.model,
+                                   memo=UNSET)
+
+
+async def _open_events(svc: Services, call: Call, requested: str, stack: AsyncExitStack,
+                       open_one: Callable[[Deployment, Provider, AsyncExitStack], Awaitable[AsyncIterator[StreamEvent]]]
+                       ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+    """Try targets until one yields its first event; its connection then belongs to `stack`."""
+
+    async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+        mine = AsyncExitStack()
+        try:
+            events = await open_one(d, p, mine)
+            mine.push_async_callback(events.aclose)
+            first = await call.waiting(events.__anext__())
+        except StopAsyncIteration:
+            await mine.aclose()
+            raise GatewayError(f"deployment {d.id} sent an empty stream", status=502, retryable=True) from None
+        except BaseException:
+            await mine.aclose()
+            raise
+        stack.push_async_exit(mine)
+        return events, first
+
+    return await _with_targets(svc, call, requested, attempt)
+
+
+async def _events_with_keepalive(svc: Services, call: Call, requested: str, open_one) -> AsyncIterator[Any]:
+    """Yield KEEPALIVE while no backend has answered, then every event of the one that did."""
+    async with AsyncExitStack() as stack:
+        opener = asyncio.ensure_future(_open_events(svc, call, requested, stack, open_one))
+        try:
+            while not opener.done():
+                await asyncio.wait({opener}, timeout=call.cfg.server.sse_keepalive_s)
+                if not opener.done():
+                    yield KEEPALIVE
+        finally:
+            if not opener.done():
+                opener.cancel()
+                await asyncio.gather(opener, return_exceptions=True)
+        events, first = opener.result()
+        call.first_token_s = time.perf_counter() - call.started
+        yield first
+        async for ev in events:
+            yield ev
+
+
+async def chat_stream(svc: Services, call: Call, req: ChatRequest) -> AsyncIterator[bytes]:
+    """SSE bytes of a chat completion; KEEPALIVE comments until the backend speaks."""
+
+    async def open_one(d: Deployment, p: Provider, stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
+        ureq = p.build_chat(await _prepared(svc, call, req, p), d, svc.memo)
+        frames = await call.waiting(stack.enter_async_context(
+            upstream.open_stream(svc.session, ureq, d.timeouts, p.parse_error, d.id, p.framing)))
+        return p.parse_chat_stream(frames, d)
+
+    writer = ChunkWriter(req.model, include_usage=req.include_usage, reasoning=call.cfg.server.reasoning_content)
+    try:
+        async for ev in _events_with_keepalive(svc, call, req.model, open_one):
+            if ev is KEEPALIVE:
+                yield KEEPALIVE
+                continue
+            if type(ev) is ToolCallDelta and ev.extra and ev.id:
+                svc.memo.put(ev.id, ev.extra)
+            for out in writer.feed(ev):
+                yield out
+        for out in writer.finish():
+            yield out
+    finally:
+        call.usage = writer.usage
+
+
+# ---------------------------------------------------------------- completions and embeddings
+def _require(p: Provider, what: str, d: Deployment, fn: Any) -> Any:
+    if fn is None:
+        raise BadRequest(f"model '{d.name}' ({p.name}) does not support {what}", param="model")
+    return fn
+
+
+async def completion(svc: Services, call: Call, req: CompletionRequest) -> TextCompletion:
+    async def attempt(d: Deployment, p: Provider) -> TextCompletion:
+        ureq = _require(p, "/v1/completions", d, p.build_completion)(req, d)
+        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
+        return p.parse_completion(body, d)
+
+    result = await _with_targets(svc, call, req.model, attempt)
+    call.usage = result.usage or None
+    return msgspec.structs.replace(result, id=CompletionWriter.new_id(), created=int(time.time()), model=req.model)
+
+
+async def completion_stream(svc: Services, call: Call, req: CompletionRequest) -> AsyncIterator[bytes]:
+    async def open_one(d: Deployment, p: Provider, stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
+        ureq = _require(p, "/v1/completions", d, p.build_completion)(req, d)
+        frames = await call.waiting(stack.enter_async_context(
+            upstream.open_stream(svc.session, ureq, d.timeouts, p.parse_error, d.id, p.framing)))
+        return p.parse_completion_stream(frames, d)
+
+    writer = CompletionWriter(req.model, include_usage=req.include_usage)
+    try:
+        async for ev in _events_with_keepalive(svc, call, req.model, open_one):
+            if ev is KEEPALIVE:
+                yield KEEPALIVE
+                continue
+            for out in writer.feed(ev):
+                yield out
+        for out in writer.finish():
+            yield out
+    finally:
+        call.usage = writer.usage
+
+
+async def embeddings(svc: Services, call: Call, req: EmbeddingsRequest) -> EmbeddingList:
+    async def attempt(d: Deployment, p: Provider) -> Vectors:
+        ureq = _require(p, "embeddings", d, p.build_embeddings)(req, d)
+        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
+        return p.parse_embeddings(body, d)
+
+    vectors = await _with_targets(svc, call, req.model, attempt)
+    call.usage = Usage.of(vectors.prompt_tokens, 0)
+    as_b64 = req.encoding_format == "base64"
+    data = [Embedding(i, _b64(v) if as_b64 else v) for i, v in enumerate(vectors.vectors)]
+    return EmbeddingList(data, req.model, EmbeddingUsage(vectors.prompt_tokens, vectors.prompt_tokens))
+
+
+def _b64(vec: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()

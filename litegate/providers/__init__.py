@@ -1,0 +1,18 @@
+"""The PROVIDERS table: provider name -> pure translation module (see base.Provider).
+
+Adding a backend is one module and one row here; nothing else in litegate names a provider.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from . import ollama, openai
+from .base import Provider, UpstreamRequest, Vectors
+
+PROVIDERS: MappingProxyType[str, Provider] = MappingProxyType({
+    "ollama": ollama.PROVIDER,
+    "openai": openai.PROVIDER,
+})
+
+__all__ = ["PROVIDERS", "Provider", "UpstreamRequest", "Vectors"]

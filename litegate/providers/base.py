@@ -1,0 +1,107 @@
+"""The provider contract: what a backend translation module exposes, and what it may not do.
+
+A provider does no I/O and imports no aiohttp: it turns OpenAI wire structs into an
+UpstreamRequest, and the backend's bytes back into OpenAI structs or provider-neutral stream
+events (wire.StreamEvent). Everything that touches the network lives in upstream.py/gateway.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from ..config import Deployment
+from ..errors import GatewayError
+from ..wire import (
+    ChatCompletion,
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingsRequest,
+    StreamEvent,
+    TextCompletion,
+)
+
+Framing = Literal["sse", "ndjson"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Vectors:
+    """Embeddings as the backend returned them, before OpenAI encoding (float or base64)."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    framing: Framing
+    default_api_base: str
+    # True when the backend cannot fetch http(s) image URLs itself: the gateway inlines them first.
+    inline_image_urls: bool
+    # memo: what earlier replies asked to remember per tool-call id (ToolCallDelta.extra /
+    # ChatCompletion.memo), e.g. Gemini thought signatures; read-only, may be empty.
+    build_chat: Callable[[ChatRequest, Deployment, Mapping[str, dict]], UpstreamRequest]
+    parse_chat: Callable[[bytes, Deployment], ChatCompletion]
+    parse_chat_stream: Callable[[AsyncIterator[bytes], Deployment], AsyncIterator[StreamEvent]]
+    parse_error: Callable[[int, bytes, Mapping[str, str]], GatewayError]
+    build_embeddings: Callable[[EmbeddingsRequest, Deployment], UpstreamRequest] | None = None
+    parse_embeddings: Callable[[bytes, Deployment], Vectors] | None = None
+    build_completion: Callable[[CompletionRequest, Deployment], UpstreamRequest] | None = None
+    parse_completion: Callable[[bytes, Deployment], TextCompletion] | None = None
+    parse_completion_stream: Callable[[AsyncIterator[bytes], Deployment], AsyncIterator[StreamEvent]] | None = None
+    # Health probe path (GET, relative to api_base) used by /health/backends.
+    health_path: str = ""
+
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_tool_call_id() -> str:
+    """`call_` + 24 random alphanumerics, the shape OpenAI clients expect (mapping.md §2)."""
+    return "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+def api_base(target: Deployment, default: str) -> str:
+    return (target.api_base or default).rstrip("/")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms` / `retry-after` (seconds form only; dates are ignored)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+def error_text(body: bytes, *paths: tuple[str, ...]) -> str:
+    """Best-effort message from a backend error body: first string found at one of `paths`."""
+    try:
+        doc: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:500] or "empty error body"
+    for path in paths:
+        node = doc
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, str) and node:
+            return node
+    return str(doc)[:500]

@@ -1,0 +1,21 @@
+"""Google Gemini (Generative Language API v1beta) <-> OpenAI Chat Completions and Embeddings.
+
+request.py builds generateContent / streamGenerateContent?alt=sse / (batch)embedContent bodies,
+schema.py is the tool/response schema sanitiser, response.py reads replies and errors, and
+stream.py turns SSE frames into stream events. Pure translation: no I/O here.
+"""
+
+from __future__ import annotations
+
+from ..base import Provider
+from .request import DEFAULT_API_BASE, build_chat, build_embeddings
+from .response import parse_chat, parse_embeddings, parse_error
+from .stream import parse_chat_stream
+
+PROVIDER = Provider(
+    name="gemini", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=True,
+    build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
+    build_embeddings=build_embeddings, parse_embeddings=parse_embeddings, health_path="",
+)
+
+__all__ = ["PROVIDER"]

@@ -1,0 +1,216 @@
+"""Gemini replies -> OpenAI: candidates, finishReason, usageMetadata, errors, embeddings (mapping.md §3).
+
+Gemini usually sends function calls without ids, so each call gets a generated OpenAI id, and
+what a later request must send back with it (name, thought signature, Gemini's id if any) is
+returned as `ChatCompletion.memo` / `ToolCallDelta.extra` under that id (request.MEMO_*).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import orjson
+
+from ...config import Deployment
+from ...errors import BadRequest, GatewayError, UpstreamError, from_backend_status
+from ...wire import ChatCompletion, Choice, OutFunction, OutMessage, OutToolCall, Usage
+from ..base import Vectors, new_tool_call_id, retry_after
+from ..messages import dumps_args
+from .request import MEMO_ID, MEMO_NAME, MEMO_SIG
+
+
+# ---------------------------------------------------------------- view structs (camelCase wire)
+class FunctionCall(msgspec.Struct, rename="camel"):
+    name: str = ""
+    args: Any = None
+    id: str | None = None
+
+
+class Part(msgspec.Struct, rename="camel"):
+    text: str | None = None
+    thought: bool = False
+    thought_signature: str | None = None
+    function_call: FunctionCall | None = None
+
+
+class Content(msgspec.Struct, rename="camel"):
+    parts: list[Part] = []
+
+
+class Candidate(msgspec.Struct, rename="camel"):
+    content: Content | None = None
+    finish_reason: str | None = None
+    index: int = 0
+
+
+class UsageMetadata(msgspec.Struct, rename="camel"):
+    prompt_token_count: int = 0
+    candidates_token_count: int = 0
+    cached_content_token_count: int = 0
+    thoughts_token_count: int = 0
+    tool_use_prompt_token_count: int = 0
+
+
+class PromptFeedback(msgspec.Struct, rename="camel"):
+    block_reason: str | None = None
+
+
+class Reply(msgspec.Struct, rename="camel"):
+    candidates: list[Candidate] = []
+    usage_metadata: UsageMetadata | None = None
+    prompt_feedback: PromptFeedback | None = None
+    error: Any = None
+
+
+class _Values(msgspec.Struct):
+    values: list[float] = []
+
+
+class _Embeddings(msgspec.Struct):
+    embedding: _Values | None = None
+    embeddings: list[_Values] | None = None
+
+
+reply_decoder = msgspec.json.Decoder(Reply)
+_embeddings = msgspec.json.Decoder(_Embeddings)
+
+_FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE"})
+
+
+# ---------------------------------------------------------------- shared with stream.py
+def finish_reason(reason: str | None, saw_tool: bool) -> str | None:
+    """Gemini finishReason -> OpenAI's; None when the candidate has not finished."""
+    if reason is None:
+        return None
+    if reason == "MAX_TOKENS":
+        return "length"
+    if reason in _FILTERED or (reason.startswith("IMAGE_") and reason != "IMAGE_OTHER"):
+        return "content_filter"
+    # STOP, OTHER, MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, ...: a normal end.
+    return "tool_calls" if saw_tool else "stop"
+
+
+def usage(meta: UsageMetadata) -> Usage:
+    return Usage.of(meta.prompt_token_count + meta.tool_use_prompt_token_count,
+                    meta.candidates_token_count + meta.thoughts_token_count,
+                    cached=meta.cached_content_token_count, reasoning=meta.thoughts_token_count)
+
+
+def memo_entry(part: Part) -> dict[str, Any]:
+    """What build_chat needs to send this call back: its name, signature and Gemini id."""
+    fc = part.function_call
+    entry: dict[str, Any] = {MEMO_NAME: fc.name if fc else ""}
+    if part.thought_signature:
+        entry[MEMO_SIG] = part.thought_signature
+    if fc is not None and fc.id:
+        entry[MEMO_ID] = fc.id
+    return entry
+
+
+def decode(body: bytes, target: Deployment) -> Reply:
+    try:
+        return reply_decoder.decode(body)
+    except msgspec.DecodeError:
+        raise UpstreamError(f"deployment {target.id} sent a reply that is not Gemini's format") from None
+
+
+# ---------------------------------------------------------------- non-streaming
+def parse_chat(body: bytes, target: Deployment) -> ChatCompletion:
+    reply = decode(body, target)
+    if reply.error is not None:
+        raise UpstreamError(f"Gemini error: {error_message(reply.error)}")
+    memo: dict[str, dict[str, Any]] = {}
+    choices = [_choice(c, memo) for c in reply.candidates]
+    blocked = reply.prompt_feedback and reply.prompt_feedback.block_reason
+    if not choices:
+        choices = [Choice(OutMessage(content=""), "content_filter" if blocked else "stop")]
+    completion = ChatCompletion("", 0, target.name, choices,
+                                usage=usage(reply.usage_metadata) if reply.usage_metadata else Usage())
+    if memo:
+        completion.memo = memo
+    return completion
+
+
+def _choice(cand: Candidate, memo: dict[str, dict[str, Any]]) -> Choice:
+    text: list[str] = []
+    thoughts: list[str] = []
+    calls: list[OutToolCall] = []
+    for part in cand.content.parts if cand.content else ():
+        if part.function_call is not None:
+            call_id = new_tool_call_id()
+            memo[call_id] = memo_entry(part)
+            calls.append(OutToolCall(call_id, OutFunction(part.function_call.name,
+                                                          dumps_args(part.function_call.args))))
+        elif part.thought:
+            thoughts.append(part.text or "")
+        elif part.text:
+            text.append(part.text)
+    msg = OutMessage(content="".join(text) if (text or not calls) else None)
+    if calls:
+        msg.tool_calls = calls
+    if thoughts:
+        msg.reasoning_content = "".join(thoughts)
+    return Choice(msg, finish_reason(cand.finish_reason, bool(calls)) or ("tool_calls" if calls else "stop"),
+                  cand.index)
+
+
+# ---------------------------------------------------------------- errors
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def _error_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {"message": body.decode("utf-8", "replace").strip()[:500] or "empty error body"}
+    if isinstance(doc, list) and doc:  # the non-SSE stream form wraps it in an array
+        doc = doc[0]
+    err = doc.get("error") if isinstance(doc, dict) else None
+    return err if isinstance(err, dict) else {"message": str(doc)[:500]}
+
+
+def error_message(err: Any) -> str:
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("status") or err)
+    return str(err)
+
+
+def _details(err: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    details = err.get("details")
+    return [d for d in details if isinstance(d, dict) and str(d.get("@type", "")).endswith(kind)] \
+        if isinstance(details, list) else []
+
+
+def _retry_delay(err: dict[str, Any], headers: Mapping[str, str]) -> float | None:
+    for info in _details(err, "RetryInfo"):
+        match = _DURATION.match(str(info.get("retryDelay", "")))
+        if match:
+            return float(match.group(1))
+    return retry_after(headers)
+
+
+def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
+    err = _error_object(body)
+    message = error_message(err)
+    reasons = {d.get("reason") for d in _details(err, "ErrorInfo")}
+    if "API_KEY_INVALID" in reasons:  # Gemini says 400 for a bad key: it is litegate's fault, not the client's
+        return from_backend_status(401, message)
+    if status == 400:
+        return BadRequest(message)
+    return from_backend_status(status, message, retry_after=_retry_delay(err, headers))
+
+
+# ---------------------------------------------------------------- embeddings
+def parse_embeddings(body: bytes, target: Deployment) -> Vectors:
+    try:
+        reply = _embeddings.decode(body)
+    except msgspec.DecodeError:
+        raise UpstreamError(f"deployment {target.id} sent embeddings not in Gemini's format") from None
+    if reply.embeddings is not None:
+        return Vectors([e.values for e in reply.embeddings], 0)
+    if reply.embedding is not None:
+        return Vectors([reply.embedding.values], 0)
+    raise UpstreamError(f"deployment {target.id} sent no embeddings")

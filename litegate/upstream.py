@@ -1,0 +1,199 @@
+"""The only outbound HTTP: send to a backend, open its stream, fetch a URL for a client.
+
+aiohttp's exceptions become errors.Upstream* here and nowhere else. Streams are framed here
+(NDJSON lines or SSE `data:` payloads) so providers only ever see complete frames.
+URL fetches on a client's behalf (images, later web pages) go through a guarded session that
+refuses private, loopback and link-local addresses unless the owner allowed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from .config import Timeouts
+from .errors import GatewayError, StreamInterrupted, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .providers import UpstreamRequest
+
+ParseError = Callable[[int, bytes, Mapping[str, str]], GatewayError]
+_MAX_ERROR_BODY = 1 << 20
+
+
+def _timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=t.total_s, connect=t.connect_s, sock_read=t.first_token_s)
+
+
+def _connection_error(label: str, e: BaseException, t: Timeouts) -> GatewayError:
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+        return UpstreamTimeout(f"deployment {label} did not answer in time (connect {t.connect_s}s, "
+                               f"first token {t.first_token_s}s, total {t.total_s}s)")
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return UpstreamUnavailable(f"deployment {label} is unreachable: {e.os_error.strerror or e}")
+    return UpstreamUnavailable(f"deployment {label} failed: {type(e).__name__}: {e}")
+
+
+async def _raise_for_status(resp: aiohttp.ClientResponse, parse_error: ParseError, label: str) -> None:
+    if resp.status < 300:
+        return
+    body = await resp.content.read(_MAX_ERROR_BODY)
+    err = parse_error(resp.status, body, resp.headers)
+    err.message = f"deployment {label}: {err.message}"
+    raise err
+
+
+async def send(session: aiohttp.ClientSession, ureq: UpstreamRequest, timeouts: Timeouts,
+               parse_error: ParseError, label: str) -> bytes:
+    """One request, whole reply. Cancelling the caller closes the connection at once."""
+    try:
+        async with session.request(ureq.method, ureq.url, data=ureq.body, headers=ureq.headers,
+                                   timeout=_timeout(timeouts)) as resp:
+            await _raise_for_status(resp, parse_error, label)
+            return await resp.read()
+    except GatewayError:
+        raise
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        raise _connection_error(label, e, timeouts) from None
+
+
+@asynccontextmanager
+async def open_stream(session: aiohttp.ClientSession, ureq: UpstreamRequest, timeouts: Timeouts,
+                      parse_error: ParseError, label: str, framing: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Open a streaming reply and yield its frames; leaving the block closes the connection."""
+    try:
+        resp = await session.request(ureq.method, ureq.url, data=ureq.body, headers=ureq.headers,
+                                     timeout=_timeout(timeouts))
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        raise _connection_error(label, e, timeouts) from None
+    try:
+        await _raise_for_status(resp, parse_error, label)
+        frames = ndjson_frames(resp, label) if framing == "ndjson" else sse_frames(resp, label)
+        yield frames
+    finally:
+        resp.close()
+
+
+async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except (asyncio.TimeoutError, TimeoutError):
+        raise StreamInterrupted(f"deployment {label} went silent mid-stream") from None
+    except (aiohttp.ClientError, OSError) as e:
+        raise StreamInterrupted(f"deployment {label} broke the stream: {type(e).__name__}") from None
+
+
+async def ndjson_frames(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[bytes]:
+    buf = b""
+    async for chunk in _chunks(resp, label):
+        buf += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line
+    if buf.strip():
+        yield buf
+
+
+async def sse_frames(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[bytes]:
+    """SSE `data:` payloads, one per event; comments and event names are dropped."""
+    buf = b""
+    data: list[bytes] = []
+    async for chunk in _chunks(resp, label):
+        buf += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if not line:
+                if data:
+                    yield b"\n".join(data)
+                    data = []
+            elif line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+    if buf.startswith(b"data:"):
+        data.append(buf[5:].strip())
+    if data:
+        yield b"\n".join(data)
+
+
+# ---------------------------------------------------------------- guarded fetches for clients
+class FetchRefused(Exception):
+    """A URL litegate will not or could not fetch on a client's behalf (the reason says why)."""
+
+
+def _public(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return addr.is_global and not addr.is_multicast
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """Resolves like the default resolver, then refuses any non-public address."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        hosts = await self._inner.resolve(host, port, family)
+        if not hosts or not all(_public(h["host"]) for h in hosts):
+            raise OSError(f"{host} resolves to a private or local address")
+        return hosts
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def fetch_session(allow_private: bool) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=32) if allow_private else aiohttp.TCPConnector(
+        limit=32, resolver=GuardedResolver())
+    return aiohttp.ClientSession(connector=connector, headers={"user-agent": "litegate"})
+
+
+async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, timeout_s: float,
+                allow_private: bool, max_redirects: int = 3) -> tuple[str, bytes]:
+    """GET an http(s) URL for a client: (content type, body), or FetchRefused with a reason."""
+    for _ in range(max_redirects + 1):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FetchRefused("only http and https URLs can be fetched")
+        if not allow_private and _is_ip(parts.hostname) and not _public(parts.hostname):
+            raise FetchRefused("private and local addresses are not allowed")
+        try:
+            async with session.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                if resp.status in (301, 302, 303, 307, 308) and "location" in resp.headers:
+                    url = urljoin(url, resp.headers["location"])
+                    continue
+                if resp.status >= 400:
+                    raise FetchRefused(f"the server answered HTTP {resp.status}")
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise FetchRefused(f"larger than {max_bytes // (1 << 20)} MB")
+                body = await resp.content.read(max_bytes + 1)
+                if len(body) > max_bytes:
+                    raise FetchRefused(f"larger than {max_bytes // (1 << 20)} MB")
+                return resp.headers.get("content-type", "").split(";")[0].strip(), body
+        except (asyncio.TimeoutError, TimeoutError):
+            raise FetchRefused(f"no answer within {timeout_s}s") from None
+        except aiohttp.ClientConnectorError as e:
+            raise FetchRefused(f"cannot connect: {e.os_error}") from None
+        except aiohttp.ClientError as e:
+            raise FetchRefused(f"fetch failed: {type(e).__name__}") from None
+    raise FetchRefused("too many redirects")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        return False
