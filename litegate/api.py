@@ -28,7 +28,8 @@ from .wire import (
 HOLDER = web.AppKey("holder", ConfigHolder)
 SERVICES = web.AppKey("services", Services)
 STARTED = web.AppKey("started", float)
-CALL = "litegate.call"
+CALL = web.RequestKey("call", Call)
+PRINCIPAL = web.RequestKey("principal", auth.Principal)
 log = structlog.get_logger("litegate.api")
 
 _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
@@ -73,8 +74,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except GatewayError as e:
         return error_response(e)
-    except web.HTTPRequestEntityTooLarge as e:
-        return error_response(PayloadTooLarge(f"request body is larger than {e.max_size} bytes"))
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[HOLDER].current.server.max_body_mb
+        return error_response(PayloadTooLarge(f"request body is larger than server.max_body_mb ({limit:g} MB)"))
     except web.HTTPNotFound:
         return error_response(NotFound(f"no route for {request.method} {request.path}"))
     except web.HTTPMethodNotAllowed:
@@ -155,7 +157,7 @@ def _stream_headers(call: Call) -> dict[str, str]:
 
 
 def _authorize(request: web.Request, call: Call, model: str) -> None:
-    principal = request.get("principal") or auth.ANONYMOUS
+    principal = request.get(PRINCIPAL, auth.ANONYMOUS)
     call.model = model
     name, _ = router.resolve(call.cfg, model)
     auth.check_model(principal, model, name)
@@ -171,7 +173,7 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         call: Call = request[CALL]
         principal = auth.authenticate(call.cfg, request.headers.get("authorization"),
                                       request.headers.get("x-api-key"))
-        request["principal"] = principal
+        request[PRINCIPAL] = principal
         call.key = principal.name
     return await handler(request)
 
@@ -219,13 +221,13 @@ def _models(cfg: Config, principal: auth.Principal) -> list[Model]:
 
 async def list_models(request: web.Request) -> web.Response:
     call: Call = request[CALL]
-    return _json(request, call, ModelList(_models(call.cfg, request.get("principal") or auth.ANONYMOUS)))
+    return _json(request, call, ModelList(_models(call.cfg, request.get(PRINCIPAL, auth.ANONYMOUS))))
 
 
 async def get_model(request: web.Request) -> web.Response:
     call: Call = request[CALL]
     model_id = request.match_info["model"]
-    for m in _models(call.cfg, request.get("principal") or auth.ANONYMOUS):
+    for m in _models(call.cfg, request.get(PRINCIPAL, auth.ANONYMOUS)):
         if m.id == model_id:
             return _json(request, call, m)
     raise NotFound(f"The model '{model_id}' does not exist on this gateway", param="model", code="model_not_found")

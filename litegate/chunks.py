@@ -158,6 +158,8 @@ class Aggregator:
             call["id"] = call["id"] or ev.id
             call["name"] = call["name"] or ev.name or ""
             call["args"].append(ev.arguments)
+            if ev.extra:
+                call["extra"] = ev.extra
         elif type(ev) is Finish:
             self.finish_reason = ev.reason or self.finish_reason
         elif type(ev) is UsageEvent:
@@ -175,8 +177,9 @@ class Aggregator:
         reason = self.finish_reason or ("tool_calls" if calls else "stop")
         if reason == "stop" and calls:
             reason = "tool_calls"
+        memo = {c["id"]: c["extra"] for c in self.calls.values() if c.get("extra") and c["id"]}
         return ChatCompletion(id or completion_id(), int(time.time()), model, [Choice(msg, reason)],
-                              usage=self.usage or Usage())
+                              usage=self.usage or Usage(), memo=memo or UNSET)
 
 
 class CompletionWriter:

@@ -33,15 +33,15 @@ def base(server: TestServer, path: str = "") -> str:
     return str(server.make_url(path)).rstrip("/")
 
 
-def ollama_config(server: TestServer, **extra: Any) -> dict[str, Any]:
+def ollama_config(backend: TestServer, **extra: Any) -> dict[str, Any]:
     """A config with the fake Ollama behind the names tests use most."""
     models = [
-        {"name": "llama", "provider": "ollama", "model": "llama3.1:8b", "api_base": base(server),
+        {"name": "llama", "provider": "ollama", "model": "llama3.1:8b", "api_base": base(backend),
          "options": {"num_ctx": 16384}, "keep_alive": "30m"},
     ]
     for scenario in ("tools-before-done", "tools-with-ids", "thinking", "loading", "slow", "error-midstream",
                      "truncated", "no-tools", "no-prompt-count", "empty", "crash", "busy", "length", "missing"):
-        models.append({"name": scenario, "provider": "ollama", "model": f"{scenario}:latest", "api_base": base(server)})
+        models.append({"name": scenario, "provider": "ollama", "model": f"{scenario}:latest", "api_base": base(backend)})
     doc: dict[str, Any] = {"models": models, "router": {"num_retries": 0}}
     doc.update(extra)
     return doc
@@ -76,6 +76,7 @@ def openai_schema():
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC_PATH.open("rb") as f:
         spec = yaml.load(f, Loader=loader)
+    spec = _nullable_to_json_schema(spec)
     registry = Registry().with_resource("urn:openai-spec", Resource.from_contents(spec, default_specification=DRAFT202012))
     validators: dict[str, Draft202012Validator] = {}
 
@@ -87,6 +88,18 @@ def openai_schema():
         assert not errors, f"{name} violations: " + "; ".join(f"{e.json_path}: {e.message}" for e in errors[:5])
 
     return validate
+
+
+def _nullable_to_json_schema(node: Any) -> Any:
+    """OpenAPI's `nullable: true` means nothing to JSON Schema: rewrite it as anyOf [schema, null]."""
+    if isinstance(node, list):
+        return [_nullable_to_json_schema(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable_to_json_schema(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") is True:
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
 
 
 def sse_events(raw: bytes) -> tuple[list[Any], list[bytes]]:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import ollama, openai
+from . import anthropic, gemini, ollama, openai
 from .base import Provider, UpstreamRequest, Vectors
 
 PROVIDERS: MappingProxyType[str, Provider] = MappingProxyType({
     "ollama": ollama.PROVIDER,
     "openai": openai.PROVIDER,
+    "anthropic": anthropic.PROVIDER,
+    "gemini": gemini.PROVIDER,
 })
 
 __all__ = ["PROVIDERS", "Provider", "UpstreamRequest", "Vectors"]

@@ -179,9 +179,11 @@ def error_message(err: Any) -> str:
 
 
 def _details(err: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The `details` entries of one google.rpc type (RetryInfo, ErrorInfo, ...)."""
     details = err.get("details")
-    return [d for d in details if isinstance(d, dict) and str(d.get("@type", "")).endswith(kind)] \
-        if isinstance(details, list) else []
+    if not isinstance(details, list):
+        return []
+    return [d for d in details if isinstance(d, dict) and str(d.get("@type", "")).endswith(kind)]
 
 
 def _retry_delay(err: dict[str, Any], headers: Mapping[str, str]) -> float | None:

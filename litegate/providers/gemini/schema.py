@@ -36,7 +36,7 @@ def _clean(node: Any, defs: dict[str, Any], refs: tuple[str, ...], depth: int) -
         if node is None:
             return {"type": "object"}
     if isinstance(node.get("allOf"), list):
-        node = _merge_all_of(node)
+        node, refs = _merge_all_of(node, defs, refs)
     out: dict[str, Any] = {}
     _copy_scalars(node, out)
     _type_and_nullable(node, out)
@@ -71,10 +71,12 @@ def _inline_ref(node: dict[str, Any], defs: dict[str, Any], refs: tuple[str, ...
     return {**target, **siblings}, refs + (ref,)
 
 
-def _merge_all_of(node: dict[str, Any]) -> dict[str, Any]:
-    """Flatten `allOf`: properties and required are unioned, other keywords first one wins."""
+def _merge_all_of(node: dict[str, Any], defs: dict[str, Any], refs: tuple[str, ...]):
+    """Flatten `allOf` (members' refs inlined): properties and required unioned, else first wins."""
     merged = {k: v for k, v in node.items() if k != "allOf"}
     for member in node["allOf"]:
+        if isinstance(member, dict) and "$ref" in member:
+            member, refs = _inline_ref(member, defs, refs)
         if not isinstance(member, dict):
             continue
         for key, value in member.items():
@@ -84,7 +86,7 @@ def _merge_all_of(node: dict[str, Any]) -> dict[str, Any]:
                 merged["required"] = list(dict.fromkeys([*(merged.get("required") or []), *value]))
             else:
                 merged.setdefault(key, value)
-    return merged
+    return merged, refs
 
 
 def _copy_scalars(node: dict[str, Any], out: dict[str, Any]) -> None:

@@ -1,0 +1,21 @@
+"""Anthropic Messages API (/v1/messages) <-> OpenAI Chat Completions.
+
+request.py builds the Messages body (conversation fix-ups, tools, json_schema via a forced tool,
+reasoning_effort -> thinking with remembered signatures), response.py reads replies and error
+bodies, and stream.py turns the SSE events into stream events. Pure translation: no I/O here.
+"""
+
+from __future__ import annotations
+
+from ..base import Provider
+from .request import DEFAULT_API_BASE, build_chat
+from .response import JSON_TOOL, THINKING_MEMO, parse_chat, parse_error
+from .stream import parse_chat_stream
+
+PROVIDER = Provider(
+    name="anthropic", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=False,
+    build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
+    health_path="",
+)
+
+__all__ = ["JSON_TOOL", "PROVIDER", "THINKING_MEMO"]
