@@ -260,7 +260,7 @@ class ChatCompletion(msgspec.Struct):
 
 
 # ---------------------------------------------------------------- stream chunks
-class DeltaFunction(msgspec.Struct, omit_defaults=True):
+class DeltaFunction(msgspec.Struct):
     name: str | UnsetType = UNSET
     arguments: str = ""
 

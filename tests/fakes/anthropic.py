@@ -15,7 +15,8 @@ Behaviour by ``model``:
 
 ==============  ==============================================================
 (default) echo  text "Hello from <model>", streamed as "Hello", " from", " <model>"
-tools           text "Let me check.", tool_use get_weather {"city": "Oslo"} (input
+tools           (a follow-up whose last turn holds tool_result blocks gets text "Got <n> tool
+                results" in every tool scenario) text "Let me check.", tool_use get_weather {"city": "Oslo"} (input
                 streamed as "" + 3 fragments split mid-JSON), tool_use get_time {}
                 (a single "" fragment); stop_reason tool_use
 thinking-tools  thinking (thinking_delta x2 + signature_delta) then tool_use get_weather
@@ -86,6 +87,9 @@ async def _messages(request: web.Request) -> web.StreamResponse:
                       {"retry-after": "2"})
     msg_id = f"msg_fake{len(app[REQUESTS]):04d}"
     blocks, stop_reason, usage = _scenario(model, msg_id)
+    answered = _tool_results_in_last_turn(body)
+    if answered and stop_reason == "tool_use":
+        blocks, stop_reason = [_text(f"Got {answered} tool results")], "end_turn"
     if not body.get("stream"):
         return web.json_response(_message(msg_id, model, blocks, stop_reason, usage), headers=_request_id(msg_id))
     return await _stream(request, msg_id, _events(msg_id, model, blocks, stop_reason, usage))
@@ -108,6 +112,13 @@ async def _stream(request: web.Request, msg_id: str, events: list[Event]) -> web
         await resp.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
     await resp.write_eof()
     return resp
+
+
+def _tool_results_in_last_turn(body: dict[str, Any]) -> int:
+    """How many tool_result blocks the last user turn holds (tool scenarios then answer in text)."""
+    last = (body.get("messages") or [{}])[-1]
+    content = last.get("content") if isinstance(last, dict) else None
+    return sum(1 for b in content if isinstance(b, dict) and b.get("type") == "tool_result") if isinstance(content, list) else 0
 
 
 # ---------------------------------------------------------------- scenarios

@@ -16,6 +16,7 @@ missing             404 ``model "<model>" not found, try pulling it first``
 tools-before-done   one line with content "" and two complete tool calls
                     without ids or index, then the done line (done_reason stop)
 tools-with-ids      same, each call with ``id`` and ``function.index``
+                    (both answer "Got <n> tool results" when the last message is a tool result)
 thinking            ``message.thinking`` pieces "Let me", " think", then content
                     "The answer", " is 4." (no thinking when ``think: false``)
 loading             sleep ``app[LOAD_DELAY]`` before any byte, then echo
@@ -321,7 +322,12 @@ async def chat(request: web.Request, body: dict[str, Any]) -> web.StreamResponse
     model, messages = body["model"], body.get("messages") or []
     if not messages:
         return _load_response(model, _chat_body)
-    plan = _plan(scenario_of(model), ["Hello", " from", f" {model}"], body.get("think"))
+    scenario = scenario_of(model)
+    answered = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "tool")
+    if scenario.startswith("tools-") and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
+        scenario = "answer"  # the tool results came back: answer in text
+    plan = _plan(scenario, [f"Got {answered} tool results"] if scenario == "answer" else
+                 ["Hello", " from", f" {model}"], body.get("think"))
     prompt_tokens = _words(*(m.get("content") for m in messages if isinstance(m, dict)))
     return await _generate_common(request, body, plan, _chat_body, prompt_tokens)
 

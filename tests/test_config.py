@@ -1,0 +1,142 @@
+"""Config: JSON -> schema validation naming JSON paths -> frozen snapshot; check-config; secrets by env name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from litegate import config
+from litegate.config import ConfigError, from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = {"models": [{"name": "llama", "provider": "ollama", "model": "llama3.1:8b"}]}
+
+
+def problems(doc, env=None) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as info:
+        from_dict(doc, env=env or {})
+    return info.value.problems
+
+
+def test_minimal_config_defaults():
+    """A one-model config loads with documented defaults and a derived deployment id."""
+    cfg = from_dict(MINIMAL, env={})
+    assert cfg.server.host == "127.0.0.1" and cfg.server.port == 4000
+    assert cfg.models[0].id == "ollama/llama3.1:8b" and cfg.router.num_retries == 1
+
+
+def test_snapshot_is_frozen():
+    """The config snapshot cannot be mutated in place (a reload swaps it whole)."""
+    cfg = from_dict(MINIMAL, env={})
+    with pytest.raises(AttributeError):
+        cfg.server.port = 1  # type: ignore[misc]
+
+
+def test_schema_errors_name_json_paths():
+    """Every schema fault is reported with its JSON path, all at once."""
+    doc = {"models": [{"name": "a", "provider": "olama", "model": "x"}, {"name": "b", "model": "y"}],
+           "server": {"port": "4000"}, "extra": 1}
+    paths = [p for p, _ in problems(doc)]
+    assert "$.models[0].provider" in paths and "$.models[1]" in paths and "$.server.port" in paths and "$" in paths
+
+
+def test_missing_secret_names_model_and_variable():
+    """A missing api_key_env variable is a config error naming the model and the variable."""
+    doc = {"models": [{"name": "gpt", "provider": "openai", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"}]}
+    [(path, reason)] = problems(doc)
+    assert path == "$.models[0].api_key_env" and "gpt" in reason and "OPENAI_API_KEY" in reason
+    cfg = from_dict(doc, env={"OPENAI_API_KEY": "sk-1"})
+    assert cfg.models[0].api_key == "sk-1"
+
+
+def test_inline_secret_refused():
+    """Secrets are never inline: an api_key field in the file is rejected."""
+    doc = {"models": [{"name": "gpt", "provider": "openai", "model": "m", "api_key": "sk-inline"}]}
+    assert problems(doc)[0][0] == "$.models[0]"
+
+
+def test_fallback_and_alias_references_checked():
+    """Fallbacks and aliases to unknown models, and fallback cycles, are errors naming the path."""
+    doc = {"models": [{"name": "a", "provider": "ollama", "model": "x"}, {"name": "b", "provider": "ollama", "model": "y"}],
+           "router": {"fallbacks": {"a": ["b", "zz"], "b": ["a"]}, "aliases": {"gpt-4o": "nope"}}}
+    found = problems(doc)
+    paths = [p for p, _ in found]
+    assert "$.router.fallbacks.a[1]" in paths and "$.router.aliases.gpt-4o" in paths
+    assert any("cycle" in reason for _, reason in found)
+
+
+def test_duplicate_deployments_get_distinct_ids():
+    """Two deployments of one model at different addresses form a group with distinct ids."""
+    doc = {"models": [{"name": "m", "provider": "ollama", "model": "x", "api_base": "http://mac1:11434"},
+                      {"name": "m", "provider": "ollama", "model": "x", "api_base": "http://mac2:11434"},
+                      {"name": "m", "provider": "ollama", "model": "x", "api_base": "http://mac2:11434"}]}
+    cfg = from_dict(doc, env={})
+    assert [d.id for d in cfg.groups()["m"]] == ["ollama/x@mac1:11434", "ollama/x@mac2:11434", "ollama/x@mac2:11434#2"]
+
+
+def _schema_defaults(schema: dict, node: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for name, prop in node.get("properties", {}).items():
+        if "$ref" in prop:
+            prop = schema["$defs"][prop["$ref"].rsplit("/", 1)[1]]
+        if "default" in prop:
+            out[prefix + name] = prop["default"]
+        if prop.get("type") == "object":
+            out.update(_schema_defaults(schema, prop, prefix + name + "."))
+    return out
+
+
+def test_schema_defaults_match_snapshot_defaults():
+    """The defaults documented in the JSON Schema are the ones the snapshot really uses."""
+    schema = config.schema()
+    cfg = msgspec.to_builtins(from_dict(MINIMAL, env={}))
+    for path, default in _schema_defaults(schema, schema).items():
+        node = cfg
+        for part in path.split("."):
+            node = node[part]
+        assert node == default, path
+    deployment = msgspec.to_builtins(from_dict(MINIMAL, env={}).models[0])
+    for path, default in _schema_defaults(schema, schema["$defs"]["deployment"]).items():
+        node = deployment
+        for part in path.split("."):
+            node = node[part]
+        assert node == default, path
+
+
+def test_example_configs_are_valid():
+    """Every shipped example config validates (given its env vars)."""
+    env = {name: "x" for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "SERPER_API_KEY",
+                                   "LITEGATE_KEY_LAPTOP", "LITEGATE_KEY_PHONE", "LITEGATE_KEY_ADMIN",
+                                   "LITEGATE_KEY_FRIEND", "OPENROUTER_API_KEY")}
+    for path in sorted((ROOT / "config").glob("*.json")):
+        config.from_dict(json.loads(path.read_text()), source=str(path), env=env)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "litegate", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+
+
+def test_check_config_cli(tmp_path):
+    """litegate check-config: exit 0 with a summary when valid, 1 with every JSON-path error when not."""
+    ok = run_cli("check-config", str(ROOT / "config" / "litegate.example.json"))
+    assert ok.returncode == 0 and "valid" in ok.stdout and "model llama" in ok.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"models": [{"name": "x", "provider": "nope", "model": "m"}], "server": {"port": -1}}))
+    res = run_cli("check-config", str(bad))
+    assert res.returncode == 1 and "$.models[0].provider" in res.stderr and "$.server.port" in res.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    res = run_cli("check-config", str(broken))
+    assert res.returncode == 1 and "not valid JSON" in res.stderr
+
+
+def test_version_cli():
+    """litegate version prints the version."""
+    res = run_cli("version")
+    assert res.returncode == 0 and res.stdout.startswith("litegate ")
