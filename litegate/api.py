@@ -40,7 +40,7 @@ _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contr
 @web.middleware
 async def context_middleware(request: web.Request, handler) -> web.StreamResponse:
     request_id = request.headers.get("x-request-id") or "req_" + uuid.uuid4().hex
-    call = Call(cfg=request.app[HOLDER].current, request_id=request_id)
+    call = Call(cfg=request.app[HOLDER].current, request_id=request_id, headers=request.headers)
     request[CALL] = call
     status, error_code = 500, None
     try:
@@ -164,12 +164,12 @@ def _authorize(request: web.Request, call: Call, model: str) -> None:
 
 
 # ---------------------------------------------------------------- auth
-PUBLIC_PATHS = ("/health",)
+PUBLIC_PATHS = frozenset({"/health", "/health/backends"})  # the latter checks admin itself
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
-    if not request.path.startswith(PUBLIC_PATHS):
+    if request.path not in PUBLIC_PATHS:
         call: Call = request[CALL]
         principal = auth.authenticate(call.cfg, request.headers.get("authorization"),
                                       request.headers.get("x-api-key"))
@@ -213,8 +213,13 @@ async def embeddings(request: web.Request) -> web.Response:
 def _models(cfg: Config, principal: auth.Principal) -> list[Model]:
     groups = cfg.groups()
     created = int(cfg.loaded_at)
+
+    def owner(name: str) -> str:
+        return groups[name][0].provider if name in groups else "litegate"
+
     out = [Model(name, created, deps[0].provider) for name, deps in groups.items() if principal.may_use(name)]
-    out += [Model(alias, created, groups[target][0].provider) for alias, target in cfg.router.aliases.items()
+    out += [Model(name, created, "litegate") for name in cfg.router.routes if principal.may_use(name)]
+    out += [Model(alias, created, owner(target)) for alias, target in cfg.router.aliases.items()
             if principal.may_use(alias) or principal.may_use(target)]
     return out
 
@@ -240,6 +245,16 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"x-request-id": request[CALL].request_id})
 
 
+async def health_backends(request: web.Request) -> web.Response:
+    """Each deployment's state, and what each Ollama has loaded (admin only when keys are set)."""
+    call: Call = request[CALL]
+    principal = auth.authenticate(call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"))
+    auth.require_admin(principal)
+    backends = request.app[SERVICES].backends
+    body = {"deployments": backends.report(call.cfg), "loaded_models": backends.loaded_models}
+    return web.json_response(body, headers={"x-request-id": call.request_id})
+
+
 def add_routes(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
@@ -248,3 +263,4 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(f"{prefix}/models", list_models)
         app.router.add_get(prefix + "/models/{model:.+}", get_model)
     app.router.add_get("/health", health)
+    app.router.add_get("/health/backends", health_backends)

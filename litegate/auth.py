@@ -57,3 +57,8 @@ def check_model(principal: Principal, requested: str, resolved: str) -> None:
     if principal.may_use(requested) or principal.may_use(resolved):
         return
     raise Forbidden(f"key '{principal.name}' may not use model '{requested}'", param="model")
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.admin:
+        raise Forbidden(f"key '{principal.name}' is not an admin key", code="admin_required")

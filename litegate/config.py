@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from importlib import resources
@@ -46,6 +47,7 @@ class Server(_Frozen):
     log_level: str = "info"
     log_format: str = "auto"
     reasoning_content: bool = True
+    watch_config: bool = False
 
 
 class Timeouts(_Frozen):
@@ -68,8 +70,53 @@ class Deployment(_Frozen):
     keep_alive: str | float | None = None
     server_tools: tuple[str, ...] = ()
     weight: float = 1
+    max_parallel: int | None = None
+    max_queue: int = 32
+    context_window: int | None = None
     default_max_tokens: int = 4096
     timeouts: Timeouts = Timeouts()
+
+
+class When(_Frozen):
+    """Conditions of a routing rule; all given conditions must hold."""
+
+    keywords: tuple[str, ...] | None = None
+    regex: str | None = None
+    has_images: bool | None = None
+    has_tools: bool | None = None
+    has_code: bool | None = None
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    keys: tuple[str, ...] | None = None
+    header: dict[str, str] | None = None
+    label: str | None = None
+    always: bool | None = None
+
+
+class Rule(_Frozen):
+    model: str
+    when: When
+    name: str = ""
+
+
+class Classifier(_Frozen):
+    model: str
+    labels: tuple[str, ...]
+    default: str = ""
+    timeout_s: float = 3
+    cache_s: float = 600
+    instructions: str = ""
+
+
+class Route(_Frozen):
+    rules: tuple[Rule, ...]
+    default: str
+    classifier: Classifier | None = None
+
+
+class Cooldown(_Frozen):
+    failures: int = 3
+    cooldown_s: float = 30
 
 
 class Router(_Frozen):
@@ -77,6 +124,10 @@ class Router(_Frozen):
     retry_backoff_s: float = 0.25
     fallbacks: dict[str, tuple[str, ...]] = {}
     aliases: dict[str, str] = {}
+    strategy: dict[str, str] = {}
+    cooldown: Cooldown = Cooldown()
+    ollama_poll_s: float = 15
+    routes: dict[str, Route] = {}
 
 
 class Key(_Frozen):
@@ -113,8 +164,12 @@ class Config(_Frozen):
         return {k: tuple(v) for k, v in out.items()}
 
     def resolve_name(self, name: str) -> str:
-        """Client-facing name -> model name (aliases resolved, one hop)."""
+        """Client-facing name -> model or route name (aliases resolved, one hop)."""
         return self.router.aliases.get(name, name)
+
+    def client_names(self) -> list[str]:
+        """Every name a client may send as `model`: models, virtual routes, aliases."""
+        return [*self.groups(), *self.router.routes, *self.router.aliases]
 
 
 def schema() -> dict[str, Any]:
@@ -170,10 +225,19 @@ def _resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[
 def _check_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
     names = {m["name"] for m in doc["models"]}
     router = doc.get("router", {})
+    routes = router.get("routes", {})
     problems = []
     for alias, target in router.get("aliases", {}).items():
-        if target not in names:
+        if target not in names and target not in routes:
             problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' points to unknown model '{target}'"))
+        if alias in names or alias in routes:
+            problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' hides the model of the same name"))
+    for name in router.get("strategy", {}):
+        if name not in names:
+            problems.append((f"$.router.strategy.{name}", f"strategy given for unknown model '{name}'"))
+    key_names = {k["name"] for k in doc.get("auth", {}).get("keys", [])}
+    for vname, route in routes.items():
+        problems += _check_route(f"$.router.routes.{vname}", vname, route, names, key_names)
     fallbacks = router.get("fallbacks", {})
     for name, chain in fallbacks.items():
         if name not in names:
@@ -183,6 +247,56 @@ def _check_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
                 problems.append((f"$.router.fallbacks.{name}[{j}]", f"fallback to unknown model '{fb}'"))
     problems += _fallback_cycles(fallbacks)
     return problems
+
+
+def _check_route(path: str, vname: str, route: dict[str, Any], names: set[str],
+                 key_names: set[str]) -> list[tuple[str, str]]:
+    """A virtual model's rules must point at real models and each must be able to match."""
+    problems = []
+    if vname in names:
+        problems.append((path, f"route '{vname}' has the name of a model; pick another name"))
+    for where, target in [(f"{path}.default", route["default"])] + [
+            (f"{path}.rules[{i}].model", r["model"]) for i, r in enumerate(route["rules"])]:
+        if target not in names:
+            problems.append((where, f"route '{vname}' points to unknown model '{target}'"))
+    classifier = route.get("classifier")
+    if classifier:
+        if classifier["model"] not in names:
+            problems.append((f"{path}.classifier.model", f"classifier model '{classifier['model']}' is unknown"))
+        if classifier.get("default") and classifier["default"] not in classifier["labels"]:
+            problems.append((f"{path}.classifier.default", f"default label '{classifier['default']}' is not one of the labels"))
+    labels = set(classifier["labels"]) if classifier else set()
+    for i, rule in enumerate(route["rules"]):
+        reason = _never_matches(rule["when"], labels, key_names) or _shadowed(route["rules"][:i])
+        if reason:
+            problems.append((f"{path}.rules[{i}]", f"rule can never match: {reason}"))
+    return problems
+
+
+def _never_matches(when: dict[str, Any], labels: set[str], key_names: set[str]) -> str | None:
+    if "keywords" in when and not when["keywords"]:
+        return "keywords is empty"
+    if "keys" in when and not set(when["keys"]) & key_names:
+        return "none of its keys is in auth.keys"
+    if when.get("always") is False:
+        return "always is false"
+    if "label" in when and when["label"] not in labels:
+        return f"label '{when['label']}' is not a label of this route's classifier"
+    if when.get("min_tokens", 0) > when.get("max_tokens", float("inf")):
+        return "min_tokens is above max_tokens"
+    if "regex" in when:
+        try:
+            re.compile(when["regex"])
+        except re.error as e:
+            return f"regex does not compile: {e}"
+    return None
+
+
+def _shadowed(earlier: list[dict[str, Any]]) -> str | None:
+    for j, rule in enumerate(earlier):
+        if rule["when"] == {"always": True}:
+            return f"rule {j} before it always matches"
+    return None
 
 
 def _fallback_cycles(fallbacks: dict[str, list[str]]) -> list[tuple[str, str]]:

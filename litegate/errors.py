@@ -152,7 +152,8 @@ def from_backend_status(status: int, message: str, *, retry_after: float | None 
     The client's key is litegate's, not the backend's, so a backend 401/403 is a 502.
     """
     if status == 404:
-        return ModelNotFound(message)
+        # The model may be missing on this deployment only (not pulled on that Mac): try others.
+        return ModelNotFound(message, retryable=True)
     if status == 413:
         return PayloadTooLarge(message)
     if status == 429:

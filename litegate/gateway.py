@@ -10,130 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
 import struct
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from msgspec import UNSET
 
-from . import router, upstream
-from .chunks import Aggregator, ChunkWriter, CompletionWriter
-from .config import Config, Deployment
+from . import upstream
+from .chunks import ChunkWriter, CompletionWriter
+from .config import Deployment
+from .targets import Call, Services, plan, with_targets
 from .errors import BadRequest, GatewayError
-from .providers import PROVIDERS, Provider, Vectors
+from .providers import Provider, Vectors
 from .providers.messages import image_url_of
 from .wire import (
     ChatCompletion, ChatRequest, CompletionRequest, ContentPart, Embedding, EmbeddingList, EmbeddingUsage,
     EmbeddingsRequest, ImageURL, StreamEvent, TextCompletion, ToolCallDelta, Usage,
 )
 
-T = TypeVar("T")
+__all__ = ["Call", "Services", "KEEPALIVE", "chat", "chat_stream", "completion", "completion_stream", "embeddings"]
 KEEPALIVE = b": keep-alive\n\n"
-
-
-class Memo:
-    """Bounded map tool_call_id -> provider state (e.g. thought signatures), oldest evicted."""
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._items.get(key, default)
-
-    def __getitem__(self, key: str) -> dict[str, Any]:
-        return self._items[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __iter__(self):
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-@dataclass
-class Services:
-    """Long-lived collaborators, built once by the app and shared by every request."""
-
-    session: Any  # aiohttp.ClientSession for backends
-    fetcher: Any  # guarded aiohttp.ClientSession for client URLs
-    memo: Memo = field(default_factory=Memo)
-    rng: random.Random = field(default_factory=random.Random)
-
-
-@dataclass
-class Call:
-    """One client request as the gateway sees it; read by the access log at the end."""
-
-    cfg: Config
-    request_id: str = ""
-    started: float = field(default_factory=time.perf_counter)
-    model: str = ""
-    deployment: str | None = None
-    route: str | None = None
-    tried: list[str] = field(default_factory=list)
-    usage: Usage | None = None
-    upstream_s: float = 0.0
-    upstream_since: float | None = None
-    first_token_s: float | None = None
-    images: dict[str, str] = field(default_factory=dict)
-    key: str | None = None
-    stream_error: str | None = None
-
-    def overhead_ms(self) -> float:
-        now = time.perf_counter()
-        waiting = self.upstream_s + (now - self.upstream_since if self.upstream_since else 0.0)
-        return max(0.0, (now - self.started - waiting) * 1000)
-
-    async def waiting(self, aw: Awaitable[T]) -> T:
-        """Await backend I/O, counting its time as upstream (not litegate's overhead)."""
-        self.upstream_since = t0 = time.perf_counter()
-        try:
-            return await aw
-        finally:
-            self.upstream_s += time.perf_counter() - t0
-            self.upstream_since = None
-
-
-# ---------------------------------------------------------------- attempts
-async def _with_targets(svc: Services, call: Call, requested: str,
-                        attempt: Callable[[Deployment, Provider], Awaitable[T]]) -> T:
-    last: GatewayError | None = None
-    for att in router.attempts(call.cfg, requested, svc.rng):
-        if last is not None:
-            await asyncio.sleep(_backoff(call.cfg, att.retry, last))
-        call.deployment, call.route = att.deployment.id, att.route if att.retry == 0 else f"{att.route}+retry"
-        try:
-            return await attempt(att.deployment, PROVIDERS[att.deployment.provider])
-        except GatewayError as e:
-            call.tried.append(att.deployment.id)
-            if not e.retryable:
-                raise
-            last = e
-    assert last is not None
-    if len(call.tried) > 1:
-        last.message = f"{last.message} (tried: {', '.join(call.tried)})"
-    raise last
-
-
-def _backoff(cfg: Config, retry: int, err: GatewayError) -> float:
-    base = cfg.router.retry_backoff_s * (2 ** max(0, retry - 1)) if retry else 0.0
-    return min(max(base, err.retry_after or 0.0), 10.0)
 
 
 # ---------------------------------------------------------------- images
@@ -183,7 +82,8 @@ async def chat(svc: Services, call: Call, req: ChatRequest) -> ChatCompletion:
         body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
         return p.parse_chat(body, d)
 
-    result = await _with_targets(svc, call, req.model, attempt)
+    name, route = await plan(svc, call, req.model, req)
+    result = await with_targets(svc, call, name, route, attempt)
     if result.memo is not UNSET:
         for key, value in result.memo.items():
             svc.memo.put(key, value)
@@ -196,7 +96,7 @@ async def chat(svc: Services, call: Call, req: ChatRequest) -> ChatCompletion:
                                    memo=UNSET)
 
 
-async def _open_events(svc: Services, call: Call, requested: str, stack: AsyncExitStack,
+async def _open_events(svc: Services, call: Call, name: str, route: str, stack: AsyncExitStack,
                        open_one: Callable[[Deployment, Provider, AsyncExitStack], Awaitable[AsyncIterator[StreamEvent]]]
                        ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
     """Try targets until one yields its first event; its connection then belongs to `stack`."""
@@ -216,13 +116,14 @@ async def _open_events(svc: Services, call: Call, requested: str, stack: AsyncEx
         stack.push_async_exit(mine)
         return events, first
 
-    return await _with_targets(svc, call, requested, attempt)
+    return await with_targets(svc, call, name, route, attempt, hold=stack)
 
 
-async def _events_with_keepalive(svc: Services, call: Call, requested: str, open_one) -> AsyncIterator[Any]:
+async def _events_with_keepalive(svc: Services, call: Call, requested: str, open_one,
+                                 req: ChatRequest | None = None) -> AsyncIterator[Any]:
     """Yield KEEPALIVE while no backend has answered, then every event of the one that did."""
     async with AsyncExitStack() as stack:
-        opener = asyncio.ensure_future(_open_events(svc, call, requested, stack, open_one))
+        opener = asyncio.ensure_future(_open_after_plan(svc, call, requested, req, stack, open_one))
         try:
             while not opener.done():
                 await asyncio.wait({opener}, timeout=call.cfg.server.sse_keepalive_s)
@@ -239,6 +140,12 @@ async def _events_with_keepalive(svc: Services, call: Call, requested: str, open
             yield ev
 
 
+async def _open_after_plan(svc: Services, call: Call, requested: str, req: ChatRequest | None,
+                           stack: AsyncExitStack, open_one) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+    name, route = await plan(svc, call, requested, req)
+    return await _open_events(svc, call, name, route, stack, open_one)
+
+
 async def chat_stream(svc: Services, call: Call, req: ChatRequest) -> AsyncIterator[bytes]:
     """SSE bytes of a chat completion; KEEPALIVE comments until the backend speaks."""
 
@@ -250,7 +157,7 @@ async def chat_stream(svc: Services, call: Call, req: ChatRequest) -> AsyncItera
 
     writer = ChunkWriter(req.model, include_usage=req.include_usage, reasoning=call.cfg.server.reasoning_content)
     try:
-        async for ev in _events_with_keepalive(svc, call, req.model, open_one):
+        async for ev in _events_with_keepalive(svc, call, req.model, open_one, req):
             if ev is KEEPALIVE:
                 yield KEEPALIVE
                 continue
@@ -277,7 +184,8 @@ async def completion(svc: Services, call: Call, req: CompletionRequest) -> TextC
         body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
         return p.parse_completion(body, d)
 
-    result = await _with_targets(svc, call, req.model, attempt)
+    name, route = await plan(svc, call, req.model)
+    result = await with_targets(svc, call, name, route, attempt)
     call.usage = result.usage or None
     return msgspec.structs.replace(result, id=CompletionWriter.new_id(), created=int(time.time()), model=req.model)
 
@@ -309,7 +217,8 @@ async def embeddings(svc: Services, call: Call, req: EmbeddingsRequest) -> Embed
         body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
         return p.parse_embeddings(body, d)
 
-    vectors = await _with_targets(svc, call, req.model, attempt)
+    name, route = await plan(svc, call, req.model)
+    vectors = await with_targets(svc, call, name, route, attempt)
     call.usage = Usage.of(vectors.prompt_tokens, 0)
     as_b64 = req.encoding_format == "base64"
     data = [Embedding(i, _b64(v) if as_b64 else v) for i, v in enumerate(vectors.vectors)]

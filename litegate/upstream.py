@@ -39,10 +39,20 @@ def _connection_error(label: str, e: BaseException, t: Timeouts) -> GatewayError
     return UpstreamUnavailable(f"deployment {label} failed: {type(e).__name__}: {e}")
 
 
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, or its first cap+1 bytes (content.read(n) returns only what is buffered)."""
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        buf += chunk
+        if len(buf) > cap:
+            break
+    return bytes(buf[:cap + 1])
+
+
 async def _raise_for_status(resp: aiohttp.ClientResponse, parse_error: ParseError, label: str) -> None:
     if resp.status < 300:
         return
-    body = await resp.content.read(_MAX_ERROR_BODY)
+    body = (await _read_capped(resp, _MAX_ERROR_BODY))[:_MAX_ERROR_BODY]
     err = parse_error(resp.status, body, resp.headers)
     err.message = f"deployment {label}: {err.message}"
     raise err
@@ -60,6 +70,17 @@ async def send(session: aiohttp.ClientSession, ureq: UpstreamRequest, timeouts: 
         raise
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
         raise _connection_error(label, e, timeouts) from None
+
+
+async def probe(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -> bytes:
+    """A quick GET of a backend's status endpoint (health, loaded models)."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            if resp.status >= 300:
+                raise UpstreamError(f"{url} answered HTTP {resp.status}")
+            return await resp.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        raise UpstreamUnavailable(f"{url}: {type(e).__name__}") from None
 
 
 @asynccontextmanager
@@ -164,7 +185,11 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, tim
                 allow_private: bool, max_redirects: int = 3) -> tuple[str, bytes]:
     """GET an http(s) URL for a client: (content type, body), or FetchRefused with a reason."""
     for _ in range(max_redirects + 1):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise FetchRefused("not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchRefused("only http and https URLs can be fetched")
         if not allow_private and _is_ip(parts.hostname) and not _public(parts.hostname):
@@ -177,10 +202,10 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, tim
                 if resp.status >= 400:
                     raise FetchRefused(f"the server answered HTTP {resp.status}")
                 if resp.content_length is not None and resp.content_length > max_bytes:
-                    raise FetchRefused(f"larger than {max_bytes // (1 << 20)} MB")
-                body = await resp.content.read(max_bytes + 1)
+                    raise FetchRefused(f"larger than {_size(max_bytes)}")
+                body = await _read_capped(resp, max_bytes)
                 if len(body) > max_bytes:
-                    raise FetchRefused(f"larger than {max_bytes // (1 << 20)} MB")
+                    raise FetchRefused(f"larger than {_size(max_bytes)}")
                 return resp.headers.get("content-type", "").split(";")[0].strip(), body
         except (asyncio.TimeoutError, TimeoutError):
             raise FetchRefused(f"no answer within {timeout_s}s") from None
@@ -189,6 +214,10 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, tim
         except aiohttp.ClientError as e:
             raise FetchRefused(f"fetch failed: {type(e).__name__}") from None
     raise FetchRefused("too many redirects")
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):g} MB" if n >= 1 << 20 else f"{n / 1024:g} KB"
 
 
 def _is_ip(host: str) -> bool:

@@ -42,7 +42,8 @@ def ollama_config(backend: TestServer, **extra: Any) -> dict[str, Any]:
     for scenario in ("tools-before-done", "tools-with-ids", "thinking", "loading", "slow", "error-midstream",
                      "truncated", "no-tools", "no-prompt-count", "empty", "crash", "busy", "length", "missing"):
         models.append({"name": scenario, "provider": "ollama", "model": f"{scenario}:latest", "api_base": base(backend)})
-    doc: dict[str, Any] = {"models": models, "router": {"num_retries": 0}}
+    # No /api/ps polling unless a test asks for it: the fake records every request it sees.
+    doc: dict[str, Any] = {"models": models, "router": {"num_retries": 0, "ollama_poll_s": 0}}
     doc.update(extra)
     return doc
 

@@ -35,7 +35,7 @@ async def test_disconnect_cancels_ollama_request(ollama, gateway, stream):
             resp.close()
         else:
             pending = asyncio.ensure_future(session.post(url, json={"model": "slow", "messages": USER}))
-            await wait_for(lambda: len(ollama.app[fake_ollama.REQUESTS]) == 1)
+            await wait_for(lambda: any(r["path"] == "/api/chat" for r in ollama.app[fake_ollama.REQUESTS]))
             pending.cancel()  # the client gives up before any header: its connection closes
             await asyncio.gather(pending, return_exceptions=True)
     await wait_for(lambda: ollama.app[fake_ollama.CANCELLED] == ["slow:latest"])

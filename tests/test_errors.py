@@ -141,7 +141,7 @@ async def test_stream_failing_after_first_byte_ends_with_sse_error(ollama, gatew
 async def test_fallback_after_failure_before_first_byte(ollama, gateway):
     """When a model's deployment fails before any byte, its configured fallback answers and the route says so."""
     doc = ollama_config(ollama)
-    doc["router"] = {"num_retries": 0, "fallbacks": {"crash": ["llama"]}}
+    doc["router"].update({"num_retries": 0, "fallbacks": {"crash": ["llama"]}})
     client = await gateway(doc)
     for stream in (False, True):
         resp = await client.post("/v1/chat/completions", json={"model": "crash", "messages": USER, "stream": stream})
@@ -154,7 +154,7 @@ async def test_fallback_after_failure_before_first_byte(ollama, gateway):
 async def test_all_targets_failing_lists_tried(ollama, gateway):
     """When every target fails, the client gets the last error with the deployments tried."""
     doc = ollama_config(ollama)
-    doc["router"] = {"num_retries": 1, "retry_backoff_s": 0, "fallbacks": {"crash": ["busy"]}}
+    doc["router"].update({"num_retries": 1, "retry_backoff_s": 0, "fallbacks": {"crash": ["busy"]}})
     client = await gateway(doc)
     err = await error_of(await client.post("/v1/chat/completions", json={"model": "crash", "messages": USER}), 503)
     assert "tried:" in err["message"] and "crash" in err["message"] and "busy" in err["message"]
@@ -164,7 +164,7 @@ async def test_all_targets_failing_lists_tried(ollama, gateway):
 async def test_client_error_is_not_retried(ollama, gateway):
     """A 400 from the backend is the client's fault: no retry, no fallback."""
     doc = ollama_config(ollama)
-    doc["router"] = {"num_retries": 2, "fallbacks": {"no-tools": ["llama"]}}
+    doc["router"].update({"num_retries": 2, "fallbacks": {"no-tools": ["llama"]}})
     client = await gateway(doc)
     resp = await client.post("/v1/chat/completions", json={"model": "no-tools", "messages": USER, "tools": [
         {"type": "function", "function": {"name": "f"}}]})

@@ -65,6 +65,10 @@ class Provider:
     parse_completion_stream: Callable[[AsyncIterator[bytes], Deployment], AsyncIterator[StreamEvent]] | None = None
     # Health probe path (GET, relative to api_base) used by /health/backends.
     health_path: str = ""
+    # Where the backend lists its loaded models (GET, relative to api_base), and how to read it:
+    # parse_loaded(body) -> [{"name", "size", "size_vram", "expires_at", "context_length"}].
+    loaded_path: str = ""
+    parse_loaded: Callable[[bytes], list[dict[str, Any]]] | None = None
 
 
 _ID_ALPHABET = string.ascii_letters + string.digits

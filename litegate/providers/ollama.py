@@ -286,10 +286,35 @@ async def parse_completion_stream(frames: AsyncIterator[bytes], target: Deployme
     raise StreamInterrupted("Ollama stream ended before its done line")
 
 
+class _Loaded(msgspec.Struct):
+    name: str = ""
+    model: str = ""
+    size: int = 0
+    size_vram: int = 0
+    expires_at: str = ""
+    context_length: int = 0
+
+
+class _Ps(msgspec.Struct):
+    models: list[_Loaded] = []
+
+
+_ps = msgspec.json.Decoder(_Ps)
+
+
+def parse_loaded(body: bytes) -> list[dict[str, Any]]:
+    """/api/ps -> the loaded models (ValueError when the body is not Ollama's)."""
+    try:
+        return [msgspec.to_builtins(m) | {"name": m.name or m.model} for m in _ps.decode(body).models]
+    except msgspec.DecodeError as e:
+        raise ValueError(f"not an /api/ps reply: {e}") from None
+
+
 PROVIDER = Provider(
     name="ollama", framing="ndjson", default_api_base=DEFAULT_API_BASE, inline_image_urls=True,
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
     build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
     build_completion=build_completion, parse_completion=parse_completion,
     parse_completion_stream=parse_completion_stream, health_path="/api/version",
+    loaded_path="/api/ps", parse_loaded=parse_loaded,
 )

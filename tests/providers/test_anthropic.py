@@ -489,7 +489,7 @@ async def test_stream_tool_with_only_empty_fragment_gets_empty_object_and_redact
     (400, "invalid_request_error", BadRequest, 400, False),
     (401, "authentication_error", UpstreamError, 502, False),
     (403, "permission_error", UpstreamError, 502, False),
-    (404, "not_found_error", ModelNotFound, 404, False),
+    (404, "not_found_error", ModelNotFound, 404, True),  # per deployment: others may have the model
     (413, "request_too_large", PayloadTooLarge, 413, False),
     (429, "rate_limit_error", RateLimited, 429, True),
     (500, "api_error", UpstreamError, 502, True),

@@ -451,7 +451,7 @@ def google(code: int, status: str, message: str = "m") -> bytes:
     (400, (DATA / "error_api_key_invalid.json").read_bytes(), {}, UpstreamError, 502, None, False),
     (401, google(401, "UNAUTHENTICATED"), {}, UpstreamError, 502, None, False),
     (403, google(403, "PERMISSION_DENIED"), {}, UpstreamError, 502, None, False),
-    (404, google(404, "NOT_FOUND"), {}, ModelNotFound, 404, None, False),
+    (404, google(404, "NOT_FOUND"), {}, ModelNotFound, 404, None, True),  # per deployment: others may have the model
     (500, google(500, "INTERNAL"), {}, UpstreamError, 502, None, True),
     (503, (DATA / "error_unavailable.json").read_bytes(), {}, UpstreamError, 503, None, True),
     (504, google(504, "DEADLINE_EXCEEDED"), {}, UpstreamError, 504, None, True),

@@ -1,0 +1,72 @@
+"""SearchCache: recent search results kept in memory for a while, so a model repeating itself
+(or several clients asking the same thing) costs one backend call.
+
+Owned by the app (one instance under an AppKey), never a module global. Keys are
+(backend, normalised query, num); `backend` is whatever label the caller chooses, so folding the
+region/language or the backend address into it keeps their results apart. Only successes are
+stored. The clock is injectable so tests need no sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from .search import SearchResult
+
+Key = tuple[str, str, int]
+
+
+def normalise(query: str) -> str:
+    """Case and spacing do not change what a search engine returns."""
+    return " ".join(query.casefold().split())
+
+
+class SearchCache:
+    """TTL + LRU: an entry lives ttl_s seconds; beyond max_entries the least recently used goes.
+    ttl_s <= 0 or max_entries <= 0 turns the cache off."""
+
+    def __init__(self, ttl_s: float, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._items: OrderedDict[Key, tuple[float, tuple[SearchResult, ...]]] = OrderedDict()
+
+    @staticmethod
+    def key(backend: str, query: str, num: int) -> Key:
+        return (backend, normalise(query), num)
+
+    def get(self, backend: str, query: str, num: int) -> list[SearchResult] | None:
+        k = self.key(backend, query, num)
+        hit = self._items.get(k)
+        if hit is None:
+            return None
+        if hit[0] <= self._clock():
+            del self._items[k]
+            return None
+        self._items.move_to_end(k)
+        return list(hit[1])
+
+    def put(self, backend: str, query: str, num: int, results: Sequence[SearchResult]) -> None:
+        if self.ttl_s <= 0 or self.max_entries <= 0:
+            return
+        k = self.key(backend, query, num)
+        self._items[k] = (self._clock() + self.ttl_s, tuple(results))
+        self._items.move_to_end(k)
+        self._evict()
+
+    def _evict(self) -> None:
+        if len(self._items) <= self.max_entries:
+            return
+        now = self._clock()
+        for k in [k for k, (expires, _) in self._items.items() if expires <= now]:
+            del self._items[k]
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
