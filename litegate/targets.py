@@ -186,7 +186,7 @@ async def with_targets(svc: Services, call: Call, name: str, route: str,
             lease.release()
             svc.backends.failed(cfg, d, e)
             call.tried.append(d.id)
-            if not e.retryable:
+            if not (e.retryable or e.code == "context_length_exceeded"):  # a bigger model may take it
                 raise
             last = e
             continue

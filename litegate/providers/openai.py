@@ -23,6 +23,7 @@ from ..wire import (
     ReasoningDelta, StreamEvent, TextCompletion, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
 from .base import Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id, retry_after
+from .messages import tool_name_for
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 
@@ -93,6 +94,9 @@ def _headers(target: Deployment) -> dict[str, str]:
 def build_chat(req: ChatRequest, target: Deployment, memo: Mapping[str, dict] = {}) -> UpstreamRequest:
     if req.stream and req.n is not None and req.n > 1:
         raise BadRequest("n>1 is supported only without stream", param="n")
+    for i, m in enumerate(req.messages):
+        if m.role == "tool":
+            tool_name_for(req.messages, i)  # a 400 naming messages[i].tool_call_id if it answers nothing
     body = msgspec.to_builtins(req)
     body["model"] = target.model
     for m in body["messages"]:
