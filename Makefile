@@ -30,3 +30,91 @@ test: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# ---- launchd service (macOS) ----
+# make install [SCOPE=system] [CONFIG=path] [ENV_FILE=path]; then reload | restart | logs | status |
+# uninstall. SCOPE=user (default): a LaunchAgent in ~/Library/LaunchAgents, domain gui/<uid>, runs while
+# you are logged in. SCOPE=system: a LaunchDaemon in /Library/LaunchDaemons, domain system, starts at
+# boot, runs as RUN_AS (you by default); run make as yourself, it calls sudo where root is needed.
+# Re-running install upgrades in place (bootout if loaded, rewrite the plist, bootstrap). Secrets go in
+# ENV_FILE (chmod 600), never in the plist. Every path and LAUNCHCTL can be overridden (tests use a stub).
+# See docs/service.md.
+SCOPE      ?= user
+LABEL      ?= local.litegate
+LAUNCHCTL  ?= launchctl
+ENV_FILE   ?= $(HOME)/.config/litegate/env
+THROTTLE_S ?= 30
+NOFILE     ?= 8192
+TAIL       ?= tail -n 100 -F
+PREFIX     ?=
+ifeq ($(SCOPE),system)
+LAUNCH_DAEMONS_DIR ?= $(PREFIX)/Library/LaunchDaemons
+PLIST_DIR  = $(LAUNCH_DAEMONS_DIR)
+LOG_DIR    ?= $(PREFIX)/Library/Logs/litegate
+LAUNCHD_DOMAIN ?= system
+RUN_AS     ?= $(or $(SUDO_USER),$(shell id -un))
+SUDO       ?= $(if $(filter 0,$(shell id -u)),,sudo)
+else ifeq ($(SCOPE),user)
+LAUNCH_AGENTS_DIR ?= $(HOME)/Library/LaunchAgents
+PLIST_DIR  = $(LAUNCH_AGENTS_DIR)
+LOG_DIR    ?= $(HOME)/Library/Logs/litegate
+LAUNCHD_DOMAIN ?= gui/$(shell id -u)
+RUN_AS     ?=
+SUDO       ?=
+else
+$(error SCOPE must be user or system, not '$(SCOPE)')
+endif
+SERVICE_TARGET = $(LAUNCHD_DOMAIN)/$(LABEL)
+LCTL           = $(strip $(SUDO) $(LAUNCHCTL))
+SERVICE_PLIST  = $(PLIST_DIR)/$(LABEL).plist
+SERVICE_CONFIG = $(patsubst ~/%,$(HOME)/%,$(CONFIG))
+SERVICE_ENV    = $(patsubst ~/%,$(HOME)/%,$(ENV_FILE))
+
+define need_launchctl
+@command -v $(firstword $(LAUNCHCTL)) >/dev/null 2>&1 || { echo "make $@: $(firstword $(LAUNCHCTL)) not found: \
+the service targets drive launchd (macOS); see docs/service.md" >&2; exit 1; }
+endef
+
+.PHONY: install uninstall reload restart logs status
+
+install: $(VENV)/.installed
+	$(need_launchctl)
+	@test -f "$(SERVICE_CONFIG)" || { echo "make install: no config at $(SERVICE_CONFIG); pass CONFIG=path" >&2; exit 1; }
+	@test -e "$(SERVICE_ENV)" || { mkdir -p "$$(dirname "$(SERVICE_ENV)")" && (umask 077 && printf '%s\n' \
+	  '# litegate secrets, read at start and on every reload: KEY=VALUE lines, e.g.' '# OPENAI_API_KEY=sk-...' \
+	  > "$(SERVICE_ENV)") && echo "created $(SERVICE_ENV) (mode 600): put the keys your config names there"; }
+	"$(BIN)/litegate" check-config --env-file "$(SERVICE_ENV)" "$(SERVICE_CONFIG)"
+	$(SUDO) mkdir -p "$(PLIST_DIR)" "$(LOG_DIR)"
+	$(if $(RUN_AS),$(SUDO) chown "$(RUN_AS)" "$(LOG_DIR)")
+	$(SUDO) "$(BIN)/python" launchd/render.py --output "$(SERVICE_PLIST)" --label "$(LABEL)" \
+	  --program "$(BIN)/litegate" --config "$(SERVICE_CONFIG)" --env-file "$(SERVICE_ENV)" --workdir "$(CURDIR)" \
+	  --log-dir "$(LOG_DIR)" $(if $(RUN_AS),--user "$(RUN_AS)") --throttle-s $(THROTTLE_S) --nofile $(NOFILE)
+	@if $(LCTL) print "$(SERVICE_TARGET)" >/dev/null 2>&1; then \
+	  echo "$(SERVICE_TARGET) is loaded: stopping it (in-flight requests drain) to upgrade in place"; \
+	  echo "$(LCTL) bootout $(SERVICE_TARGET)"; $(LCTL) bootout "$(SERVICE_TARGET)"; fi
+	@echo "$(LCTL) bootstrap $(LAUNCHD_DOMAIN) $(SERVICE_PLIST)"; n=0; until $(LCTL) bootstrap $(LAUNCHD_DOMAIN) "$(SERVICE_PLIST)"; do n=$$((n + 1)); \
+	  [ $$n -lt 5 ] || exit 1; echo "bootstrap failed; the old instance may still be draining: retrying"; sleep 1; done
+	@echo "installed $(SERVICE_TARGET), logs in $(LOG_DIR): make status | reload | logs | uninstall"
+
+uninstall:
+	$(need_launchctl)
+	@if $(LCTL) print "$(SERVICE_TARGET)" >/dev/null 2>&1; then \
+	  echo "$(LCTL) bootout $(SERVICE_TARGET)"; $(LCTL) bootout "$(SERVICE_TARGET)"; fi
+	$(SUDO) rm -f "$(SERVICE_PLIST)"
+	@echo "uninstalled $(SERVICE_TARGET); kept $(LOG_DIR) and $(SERVICE_ENV)"
+
+reload:
+	$(need_launchctl)
+	$(LCTL) kill SIGHUP "$(SERVICE_TARGET)"
+	@echo "sent SIGHUP: 'make logs' shows config_reloaded, or config_reload_failed with the faults (old config kept)"
+
+restart:
+	$(need_launchctl)
+	$(LCTL) kickstart -k "$(SERVICE_TARGET)"
+
+status:
+	$(need_launchctl)
+	$(LAUNCHCTL) print "$(SERVICE_TARGET)"
+
+logs:
+	$(TAIL) "$(LOG_DIR)/litegate.log" "$(LOG_DIR)/litegate.err.log"

@@ -7,6 +7,7 @@ GatewayError, aiohttp HTTP exception and unexpected exception leaves as the Open
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from contextlib import aclosing
@@ -16,7 +17,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from . import __version__, auth, gateway, router
+from . import __version__, accounting, auth, gateway, router
 from .chunks import sse
 from .config import Config, ConfigHolder
 from .errors import BadRequest, GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -43,14 +44,25 @@ async def context_middleware(request: web.Request, handler) -> web.StreamRespons
     call = Call(cfg=request.app[HOLDER].current, request_id=request_id, headers=request.headers)
     request[CALL] = call
     status, error_code = 500, None
+    svc = request.app[SERVICES]
+    svc.metrics.in_flight += 1
+    svc.live[request_id] = call
     try:
         resp = await handler(request)
         status = resp.status
         error_code = getattr(resp, "error_code", None) or call.stream_error
         if not resp.prepared:
             resp.headers["x-request-id"] = request_id
+            resp.headers.update(call.extra_headers)
         return resp
+    except asyncio.CancelledError:
+        status, error_code = 499, "client_disconnected"  # nginx's code for a client that went away
+        raise
     finally:
+        svc.metrics.in_flight -= 1
+        svc.live.pop(request_id, None)
+        if call.endpoint is not None:
+            accounting.finish(svc, call, status, error_code)
         _access_log(request, call, status, error_code)
 
 
@@ -118,7 +130,8 @@ def _missing_field(text: str) -> str | None:
 
 
 def _json(request: web.Request, call: Call, obj: Any, status: int = 200) -> web.Response:
-    headers = {"x-request-id": call.request_id, "x-litegate-overhead-ms": f"{call.overhead_ms():.2f}"}
+    headers = {"x-request-id": call.request_id, "x-litegate-overhead-ms": f"{call.overhead_ms():.2f}",
+               **call.extra_headers}
     if call.deployment:
         headers["x-litegate-model"] = call.deployment
         headers["x-litegate-route"] = call.route or "direct"
@@ -147,7 +160,7 @@ async def _stream(request: web.Request, call: Call, gen) -> web.StreamResponse:
 
 
 def _stream_headers(call: Call) -> dict[str, str]:
-    headers = dict(_SSE_HEADERS)
+    headers = {**_SSE_HEADERS, **call.extra_headers}
     headers["x-request-id"] = call.request_id
     headers["x-litegate-overhead-ms"] = f"{call.overhead_ms():.2f}"
     if call.deployment:
@@ -164,7 +177,7 @@ def _authorize(request: web.Request, call: Call, model: str) -> None:
 
 
 # ---------------------------------------------------------------- auth
-PUBLIC_PATHS = frozenset({"/health", "/health/backends"})  # the latter checks admin itself
+PUBLIC_PATHS = frozenset({"/health", "/health/backends", "/metrics"})  # the latter two check admin themselves
 
 
 @web.middleware
@@ -178,6 +191,17 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     return await handler(request)
 
 
+def _admit(request: web.Request, call: Call, endpoint: str, stream: bool) -> None:
+    """A model request starts counting: its key's limits first (429 when one is reached)."""
+    call.endpoint, call.stream = endpoint, stream
+    key = request.get(PRINCIPAL, auth.ANONYMOUS).key
+    if key is not None:
+        limits = request.app[SERVICES].limits
+        limits.admit(key)
+        call.admitted = key
+        call.extra_headers = limits.headers(key)
+
+
 # ---------------------------------------------------------------- handlers
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     call: Call = request[CALL]
@@ -185,6 +209,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not req.messages:
         raise BadRequest("messages must contain at least one message", param="messages")
     _authorize(request, call, req.model)
+    _admit(request, call, "chat", req.stream)
     svc = request.app[SERVICES]
     if req.stream:
         return await _stream(request, call, gateway.chat_stream(svc, call, req))
@@ -195,6 +220,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     call: Call = request[CALL]
     req = _decode(completion_request_decoder, await request.read())
     _authorize(request, call, req.model)
+    _admit(request, call, "completions", req.stream)
     svc = request.app[SERVICES]
     if req.stream:
         return await _stream(request, call, gateway.completion_stream(svc, call, req))
@@ -207,6 +233,7 @@ async def embeddings(request: web.Request) -> web.Response:
     if isinstance(req.input, list) and not req.input:
         raise BadRequest("input must not be empty", param="input")
     _authorize(request, call, req.model)
+    _admit(request, call, "embeddings", False)
     return _json(request, call, await gateway.embeddings(request.app[SERVICES], call, req))
 
 
@@ -255,6 +282,26 @@ async def health_backends(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"x-request-id": call.request_id})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; an admin key is needed when keys are configured."""
+    call: Call = request[CALL]
+    auth.require_admin(auth.authenticate(call.cfg, request.headers.get("authorization"),
+                                         request.headers.get("x-api-key")))
+    svc = request.app[SERVICES]
+    gauges = []
+    for d in svc.backends.report(call.cfg):
+        labels = (("deployment", d["id"]), ("model", d["name"]))
+        gauges += [("litegate_deployment_healthy", labels, 1.0 if d["state"] == "healthy" else 0.0),
+                   ("litegate_deployment_in_flight", labels, float(d["in_flight"])),
+                   ("litegate_deployment_queued", labels, float(d["queued"]))]
+    if svc.usage is not None:
+        stats = svc.usage.stats()
+        gauges += [("litegate_usage_rows_pending", (), float(stats["rows_pending"])),
+                   ("litegate_usage_rows_dropped_total", (), float(stats["rows_dropped"]))]
+    return web.Response(text=svc.metrics.render(gauges), content_type="text/plain",
+                        headers={"x-request-id": call.request_id})
+
+
 def add_routes(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", chat_completions)
@@ -264,3 +311,4 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(prefix + "/models/{model:.+}", get_model)
     app.router.add_get("/health", health)
     app.router.add_get("/health/backends", health_backends)
+    app.router.add_get("/metrics", metrics)

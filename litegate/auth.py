@@ -1,18 +1,23 @@
 """Bearer keys -> Principal, and what each principal may call.
 
-Keys are compared in constant time against every configured key (no early exit that would
-leak which prefix matched). With no keys configured the gateway is open; app.py refuses to
-bind a non-loopback address in that case.
+A presented key is compared in constant time against every configured key (plain secrets from
+the environment, or salted SHA-256 hashes from the config), with no early exit. Keys are long
+random tokens, so a fast salted hash is enough: there is nothing to brute-force. With no keys
+configured the gateway is open; app.py refuses to bind a non-loopback address in that case.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
-from .config import Config
+from .config import Config, Key
 from .errors import Forbidden, Unauthorized
+
+KEY_PREFIX = "sk-lg-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +25,7 @@ class Principal:
     name: str
     models: tuple[str, ...] = ("*",)
     admin: bool = False
+    key: Key | None = None
 
     def may_use(self, model: str) -> bool:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
@@ -35,6 +41,22 @@ def bearer(header: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def hash_key(secret: str, salt: str | None = None) -> str:
+    salt = salt or secrets.token_hex(16)
+    return f"sha256:{salt}:{hashlib.sha256((salt + secret).encode()).hexdigest()}"
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _matches(key: Key, given: bytes, presented: str) -> bool:
+    if key.key_hash:
+        _, salt, _ = key.key_hash.split(":")
+        return hmac.compare_digest(hash_key(presented, salt).encode(), key.key_hash.encode())
+    return hmac.compare_digest(given, key.secret.encode())
+
+
 def authenticate(cfg: Config, authorization: str | None, api_key_header: str | None = None) -> Principal:
     """The principal for a request's credentials, or Unauthorized (which says nothing of keys)."""
     if not cfg.auth.keys:
@@ -45,11 +67,11 @@ def authenticate(cfg: Config, authorization: str | None, api_key_header: str | N
     found = None
     given = presented.encode()
     for key in cfg.auth.keys:
-        if hmac.compare_digest(given, key.secret.encode()) and found is None:
+        if _matches(key, given, presented) and found is None:
             found = key
-    if found is None:
+    if found is None or found.revoked:
         raise Unauthorized("Incorrect API key provided")
-    return Principal(found.name, found.models, found.admin)
+    return Principal(found.name, found.models, found.admin, found)
 
 
 def check_model(principal: Principal, requested: str, resolved: str) -> None:

@@ -1,4 +1,4 @@
-"""Command line: `litegate serve | check-config | version` (argparse only)."""
+"""Command line: `litegate serve | check-config | route | keys new | usage | version` (argparse only)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import argparse
 import sys
 
 from . import __version__
+
+ENV_FILE_HELP = ("read KEY=VALUE lines into the environment before loading the config (where the secrets "
+                 "that api_key_env / key_env name live; must be chmod 600; re-read on reload)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,31 +18,32 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True, help="path to the JSON config file")
     s.add_argument("--host", help="override server.host")
     s.add_argument("--port", type=int, help="override server.port")
+    s.add_argument("--env-file", metavar="PATH", help=ENV_FILE_HELP)
     c = sub.add_parser("check-config", help="validate a config file and print a summary")
     c.add_argument("path")
+    c.add_argument("--env-file", metavar="PATH", help=ENV_FILE_HELP)
+    r = sub.add_parser("route", help="show which model a message would reach, and why (offline)")
+    r.add_argument("--config", required=True)
+    r.add_argument("--message", required=True, help="the user's message")
+    r.add_argument("--model", help="the model the client asks for (default: every virtual model)")
+    r.add_argument("--key", help="the caller's key name")
+    r.add_argument("--header", action="append", default=[], metavar="NAME=VALUE")
+    r.add_argument("--image", action="store_true", help="the message carries an image")
+    r.add_argument("--tools", action="store_true", help="the request declares tools")
+    r.add_argument("--label", help="pretend the classifier answered this label")
+    r.add_argument("--env-file", metavar="PATH", help=ENV_FILE_HELP)
+    k = sub.add_parser("keys", help="manage keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kn = ksub.add_parser("new", help="print a fresh key and the config line for it")
+    kn.add_argument("name")
+    u = sub.add_parser("usage", help="print usage from the usage database")
+    u.add_argument("--since", default="7d", help="e.g. 24h, 7d, 30d (default 7d)")
+    u.add_argument("--by", default="model", choices=["key", "model", "deployment", "day", "hour"])
+    u.add_argument("--config", help="read usage.path from this config")
+    u.add_argument("--db", help="the usage database (file or directory) to read")
+    u.add_argument("--env-file", metavar="PATH", help=ENV_FILE_HELP)
     sub.add_parser("version", help="print the version")
     return p
-
-
-def check_config(path: str) -> int:
-    from .config import ConfigError, load
-
-    try:
-        cfg = load(path)
-    except ConfigError as e:
-        print(e.describe(), file=sys.stderr)
-        return 1
-    print(f"{path}: valid")
-    print(f"  listen: {cfg.server.host}:{cfg.server.port}")
-    for name, deps in cfg.groups().items():
-        for d in deps:
-            print(f"  model {name}: {d.provider} {d.model} ({d.id})")
-    for alias, target in cfg.router.aliases.items():
-        print(f"  alias {alias} -> {target}")
-    for name, chain in cfg.router.fallbacks.items():
-        print(f"  fallbacks {name} -> {', '.join(chain)}")
-    print(f"  keys: {len(cfg.auth.keys)}" if cfg.auth.keys else "  keys: none (loopback only)")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,11 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(f"litegate {__version__}")
         return 0
-    if args.command == "check-config":
-        return check_config(args.path)
-    from .app import serve
+    from . import commands
 
-    return serve(args.config, args.host, args.port)
+    if args.command == "check-config":
+        return commands.check_config(args.path, args.env_file)
+    if args.command == "route":
+        return commands.route(args.config, args.message, args.model, key=args.key, headers=args.header,
+                              image=args.image, tools=args.tools, label=args.label, env_file=args.env_file)
+    if args.command == "keys":
+        return commands.keys_new(args.name)
+    if args.command == "usage":
+        return commands.usage(args.config, args.db, args.since, args.by, args.env_file)
+    from .daemon import serve
+
+    return serve(args.config, args.host, args.port, env_file=args.env_file)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,17 @@ class Timeouts(_Frozen):
     total_s: float = 900
 
 
+class Price(_Frozen):
+    input_per_mtok: float = 0
+    output_per_mtok: float = 0
+    cached_input_per_mtok: float | None = None
+
+    def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
+        cached_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        return ((prompt - cached) * self.input_per_mtok + cached * cached_rate
+                + completion * self.output_per_mtok) / 1_000_000
+
+
 class Deployment(_Frozen):
     """One backend model at one address; several with the same `name` form a group."""
 
@@ -73,6 +84,7 @@ class Deployment(_Frozen):
     max_parallel: int | None = None
     max_queue: int = 32
     context_window: int | None = None
+    price: Price = Price()
     default_max_tokens: int = 4096
     timeouts: Timeouts = Timeouts()
 
@@ -130,16 +142,58 @@ class Router(_Frozen):
     routes: dict[str, Route] = {}
 
 
+class Budget(_Frozen):
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+    cost_per_month: float | None = None
+
+
 class Key(_Frozen):
     name: str
-    key_env: str
+    key_env: str | None = None
+    key_hash: str | None = None
     models: tuple[str, ...] = ("*",)
     admin: bool = False
+    revoked: bool = False
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    searches_per_day: int | None = None
+    budget: Budget = Budget()
     secret: str = ""  # resolved from key_env at load
 
 
 class Auth(_Frozen):
     keys: tuple[Key, ...] = ()
+
+
+class Usage(_Frozen):
+    enabled: bool = True
+    path: str = ""
+    retention_days: float = 90
+
+
+class WebSearch(_Frozen):
+    provider: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = None  # resolved from api_key_env at load
+    max_results: int = 5
+    timeout_s: float = 10
+    cache_ttl_s: float = 3600
+    max_rounds: int = 4
+    max_chars: int = 6000
+    searches_per_day: int | None = None
+    no_tools_fallback: str = "inject"
+    gl: str | None = None
+    hl: str | None = None
+
+
+class FetchUrl(_Frozen):
+    max_mb: float = 2
+    timeout_s: float = 10
+    max_chars: int = 8000
+    allow_private: bool = False
 
 
 class Images(_Frozen):
@@ -154,6 +208,9 @@ class Config(_Frozen):
     router: Router = Router()
     auth: Auth = Auth()
     images: Images = Images()
+    usage: Usage = Usage()
+    web_search: WebSearch | None = None
+    fetch_url: FetchUrl = FetchUrl()
     source: str = ""
     loaded_at: float = 0.0
 
@@ -214,11 +271,32 @@ def _resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[
                 problems.append((f"$.models[{i}].api_key_env", f"model '{m['name']}': environment variable {var} is not set"))
             else:
                 m["api_key"] = env[var]
+    seen: set[str] = set()
     for i, k in enumerate(doc.get("auth", {}).get("keys", [])):
-        if not env.get(k["key_env"]):
+        if k["name"] in seen:
+            problems.append((f"$.auth.keys[{i}].name", f"key name '{k['name']}' is used twice"))
+        seen.add(k["name"])
+        if ("key_env" in k) == ("key_hash" in k):
+            problems.append((f"$.auth.keys[{i}]", f"key '{k['name']}': give exactly one of key_env or key_hash"))
+        elif "key_env" in k and not env.get(k["key_env"]):
             problems.append((f"$.auth.keys[{i}].key_env", f"key '{k['name']}': environment variable {k['key_env']} is not set"))
-        else:
+        elif "key_env" in k:
             k["secret"] = env[k["key_env"]]
+    ws = doc.get("web_search")
+    if ws:
+        if ws["provider"] == "serper" and not ws.get("api_key_env"):
+            problems.append(("$.web_search.api_key_env", "Serper needs api_key_env (the variable holding your Serper key)"))
+        if ws["provider"] == "searxng" and not ws.get("api_base"):
+            problems.append(("$.web_search.api_base", "SearXNG needs api_base (your instance, e.g. http://127.0.0.1:8888)"))
+        var = ws.get("api_key_env")
+        if var and not env.get(var):
+            problems.append(("$.web_search.api_key_env", f"web_search: environment variable {var} is not set"))
+        elif var:
+            ws["api_key"] = env[var]
+    for i, m in enumerate(doc["models"]):
+        if m.get("server_tools") and not ws and "web_search" in m["server_tools"]:
+            problems.append((f"$.models[{i}].server_tools", f"model '{m['name']}' uses web_search but there is no "
+                                                              "top-level web_search block"))
     return problems
 
 
@@ -337,6 +415,9 @@ def redacted(cfg: Config) -> dict[str, Any]:
         m.pop("api_key", None)
     for k in doc["auth"]["keys"]:
         k.pop("secret", None)
+        k.pop("key_hash", None)
+    if doc.get("web_search"):
+        doc["web_search"].pop("api_key", None)
     return doc
 
 

@@ -23,7 +23,9 @@ import structlog
 
 from . import router, rules, upstream
 from .backends import Backends
-from .config import Classifier, Config, Deployment
+from .config import Classifier, Config, Deployment, Key
+from .limits import Limits
+from .metrics import Metrics
 from .errors import GatewayError
 from .providers import PROVIDERS, Provider
 from .wire import ChatRequest, Message, Usage
@@ -71,6 +73,11 @@ class Services:
     labels: Memo = field(default_factory=lambda: Memo(4096))
     backends: Backends = field(default_factory=Backends)
     rng: random.Random = field(default_factory=random.Random)
+    limits: Limits = field(default_factory=Limits)
+    metrics: Metrics = field(default_factory=Metrics)
+    usage: Any = None  # usage.UsageStore, or None when usage.enabled is false
+    search_cache: Any = None  # tools.SearchCache
+    live: dict[str, "Call"] = field(default_factory=dict)  # request id -> Call, for the dashboard
 
 
 @dataclass
@@ -93,6 +100,12 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     stream_error: str | None = None
     tokens: int = 0
+    stream: bool = False
+    target: Deployment | None = None
+    admitted: Key | None = None  # the key whose limits counted this request in
+    server_tool_calls: int = 0
+    endpoint: str | None = None  # chat | completions | embeddings, for model requests
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     def overhead_ms(self) -> float:
         now = time.perf_counter()
@@ -172,7 +185,8 @@ async def with_targets(svc: Services, call: Call, name: str, route: str,
         if last is not None:
             await asyncio.sleep(_backoff(cfg, att.retry, last))
         d = att.deployment
-        call.deployment, call.route = d.id, att.route if att.retry == 0 else f"{att.route}+retry"
+        call.target, call.deployment = d, d.id
+        call.route = att.route if att.retry == 0 else f"{att.route}+retry"
         t0 = time.perf_counter()
         try:
             lease = await svc.backends.acquire(d, d.timeouts.first_token_s)

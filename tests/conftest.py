@@ -4,6 +4,8 @@ OpenAI spec validator (skipped with a reason when ../shared is absent)."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from tests.fakes import ollama as fake_ollama
 from tests.fakes import openai_compat as fake_openai
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "openai-openapi.yaml"
+# Usage databases of the apps and daemons the tests start go to a throwaway dir, never the user's.
+os.environ["LITEGATE_DATA_DIR"] = tempfile.mkdtemp(prefix="litegate-test-data-")
 
 
 @pytest.fixture
@@ -56,6 +60,7 @@ def gateway(aiohttp_client, tmp_path) -> GatewayFactory:
     """Build a litegate from a config dict (written to disk, so reload works) and return a client."""
 
     async def make(doc: dict[str, Any], env: dict[str, str] | None = None) -> TestClient:
+        doc = {**doc, "usage": {"path": str(tmp_path / "usage"), **doc.get("usage", {})}}
         path = tmp_path / "litegate.json"
         path.write_text(json.dumps(doc))
         cfg = from_dict(json.loads(path.read_text()), source=str(path), env=env or {})

@@ -1,0 +1,124 @@
+"""The admin JSON API (admin key or dashboard session): usage, limits, errors, live requests,
+backends, the running config, and reload. The dashboard and `litegate usage` read the same data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from . import auth
+from .api import CALL, HOLDER, PRINCIPAL, SERVICES
+from .config import redacted
+from .errors import BadRequest
+from .gateway import Call
+
+RELOAD = web.AppKey("reload", object)  # async () -> (ok, error text); set by app.py
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str | None, default: str, now: float | None = None) -> float:
+    """'7d', '24h', '90m' or a unix time -> a unix time; 400 naming `since` otherwise."""
+    now = time.time() if now is None else now
+    value = value or default
+    m = _SPAN.match(value.strip())
+    if m:
+        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        raise BadRequest(f"since={value!r}: use a span like 7d, 24h, 30m or a unix time", param="since") from None
+
+
+def _admin(request: web.Request) -> Call:
+    auth.require_admin(request.get(PRINCIPAL, auth.ANONYMOUS))
+    return request[CALL]
+
+
+def _json(obj: Any) -> web.Response:
+    return web.Response(body=msgspec.json.encode(obj), content_type="application/json")
+
+
+def _store(request: web.Request):
+    store = request.app[SERVICES].usage
+    if store is None:
+        raise BadRequest("usage accounting is disabled (usage.enabled is false)", code="usage_disabled")
+    return store
+
+
+async def usage(request: web.Request) -> web.Response:
+    _admin(request)
+    q = request.query
+    since = parse_since(q.get("since"), "7d")
+    until = parse_since(q["until"], "0s") if "until" in q else None
+    group_by = q.get("group_by") or None
+    rows = await _store(request).totals(since, until, group_by)
+    return _json({"since": since, "until": until, "group_by": group_by, "rows": rows})
+
+
+async def timeseries(request: web.Request) -> web.Response:
+    _admin(request)
+    q = request.query
+    since = parse_since(q.get("since"), "24h")
+    try:
+        bucket = int(q.get("bucket_s", "3600"))
+    except ValueError:
+        raise BadRequest("bucket_s must be a whole number of seconds", param="bucket_s") from None
+    points = await _store(request).timeseries(since, time.time(), bucket, q.get("split_by") or None)
+    return _json({"since": since, "bucket_s": bucket, "points": points})
+
+
+async def errors(request: web.Request) -> web.Response:
+    _admin(request)
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise BadRequest("limit must be a number", param="limit") from None
+    return _json({"errors": await _store(request).recent_errors(limit)})
+
+
+async def limits(request: web.Request) -> web.Response:
+    call = _admin(request)
+    return _json({"keys": request.app[SERVICES].limits.snapshot(call.cfg)})
+
+
+async def live(request: web.Request) -> web.Response:
+    _admin(request)
+    now = time.perf_counter()
+    calls = [{"request_id": c.request_id, "model": c.model, "deployment": c.deployment, "key": c.key,
+              "stream": c.stream, "elapsed_s": round(now - c.started, 2)}
+             for c in request.app[SERVICES].live.values()]
+    return _json({"in_flight": calls})
+
+
+async def backends(request: web.Request) -> web.Response:
+    call = _admin(request)
+    b = request.app[SERVICES].backends
+    return _json({"deployments": b.report(call.cfg), "loaded_models": b.loaded_models})
+
+
+async def config(request: web.Request) -> web.Response:
+    call = _admin(request)
+    holder = request.app[HOLDER]
+    store = request.app[SERVICES].usage
+    return _json({"config": redacted(call.cfg), "path": holder.path, "loaded_at": holder.current.loaded_at,
+                  "last_reload": holder.last_reload, "usage_store": store.stats() if store else None})
+
+
+async def reload(request: web.Request) -> web.Response:
+    _admin(request)
+    ok, error = await request.app[RELOAD]()
+    holder = request.app[HOLDER]
+    return _json({"ok": ok, "error": error, "loaded_at": holder.current.loaded_at})
+
+
+def add_routes(app: web.Application) -> None:
+    for path, handler in (("usage", usage), ("timeseries", timeseries), ("errors", errors), ("limits", limits),
+                          ("live", live), ("backends", backends), ("config", config)):
+        app.router.add_get(f"/admin/{path}", handler)
+    app.router.add_post("/admin/reload", reload)
