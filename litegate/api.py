@@ -12,15 +12,18 @@ import time
 import uuid
 from contextlib import aclosing
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 import structlog
 from aiohttp import web
 
-from . import __version__, accounting, auth, gateway, router
+from . import __version__, accounting, auth, gateway, router, sessions
 from .chunks import sse
 from .config import Config, ConfigHolder
-from .errors import BadRequest, GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge
+from .errors import (
+    BadRequest, Forbidden, GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, Unauthorized,
+)
 from .gateway import Call, Services
 from .wire import (
     Model, ModelList, chat_request_decoder, completion_request_decoder, embeddings_request_decoder, encoder,
@@ -182,13 +185,39 @@ PUBLIC_PATHS = frozenset({"/health", "/health/backends", "/metrics"})  # the lat
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
+    path = request.path
+    if path not in PUBLIC_PATHS and not sessions.is_public(path):
         call: Call = request[CALL]
-        principal = auth.authenticate(call.cfg, request.headers.get("authorization"),
-                                      request.headers.get("x-api-key"))
+        try:
+            principal = _session_principal(request, call) or auth.authenticate(
+                call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"))
+        except Unauthorized:
+            if sessions.is_page(path) and request.method in ("GET", "HEAD"):
+                return web.Response(status=303, headers={"location": f"{sessions.LOGIN_PATH}?{urlencode({'next': path})}"})
+            raise
         request[PRINCIPAL] = principal
         call.key = principal.name
     return await handler(request)
+
+
+def _session_principal(request: web.Request, call: Call) -> auth.Principal | None:
+    """A dashboard session cookie stands for its admin key on /ui and /admin routes (a bearer key wins).
+
+    A cookie rides along on any request the browser makes, so an unsafe method must also carry the
+    session's CSRF token in a header, which another site's page cannot read or set."""
+    store = request.app.get(sessions.SESSIONS)
+    if store is None or not call.cfg.auth.keys or not sessions.accepts_cookie(request.path):
+        return None
+    if request.headers.get("authorization") or request.headers.get("x-api-key"):
+        return None
+    found = store.resolve(call.cfg, request.cookies.get(sessions.COOKIE))
+    if found is None:
+        return None
+    session, key = found
+    if request.method not in sessions.SAFE_METHODS and not session.csrf_ok(request.headers.get(sessions.CSRF_HEADER)):
+        raise Forbidden(f"a signed-in {request.method} needs the session's {sessions.CSRF_HEADER} header",
+                        code="csrf_failed")
+    return auth.Principal(key.name, key.models, key.admin, key)
 
 
 def _admit(request: web.Request, call: Call, endpoint: str, stream: bool) -> None:

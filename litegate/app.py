@@ -16,7 +16,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from . import admin, api, limits, upstream
+from . import admin, api, dashboard, limits, upstream
 from .config import Config, ConfigHolder
 from .errors import GatewayError
 from .gateway import Services
@@ -40,6 +40,7 @@ def create_app(holder: ConfigHolder) -> web.Application:
     app.cleanup_ctx.append(_services)
     api.add_routes(app)
     admin.add_routes(app)
+    dashboard.add_routes(app)
     return app
 
 
@@ -70,9 +71,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         headers={"user-agent": "litegate"},
         auto_decompress=True,
     )
-    fetcher = upstream.fetch_session(cfg.images.allow_private)
-    services = app[api.SERVICES] = Services(session=session, fetcher=fetcher, usage=app[USAGE],
-                                            search_cache=SearchCache(ttl_s=3600, max_entries=2048))
+    fetcher = upstream.fetch_session(allow_private=False)
+    open_fetcher = upstream.fetch_session(allow_private=True)
+    ttl = cfg.web_search.cache_ttl_s if cfg.web_search else 3600
+    services = app[api.SERVICES] = Services(session=session, fetcher=fetcher, open_fetcher=open_fetcher,
+                                            usage=app[USAGE], search_cache=SearchCache(ttl_s=ttl, max_entries=2048))
     if services.usage is not None and services.usage.available:
         await _restore_limits(services)
     poller = asyncio.create_task(_poll_loaded(app, services))
@@ -81,6 +84,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(poller, return_exceptions=True)
     await session.close()
     await fetcher.close()
+    await open_fetcher.close()
 
 
 async def _restore_limits(services: Services) -> None:

@@ -14,6 +14,8 @@ import uuid
 from msgspec import UNSET
 
 from .wire import (
+    Citations,
+    Started,
     CompletionChoice,
     TextCompletion,
     ChatChunk,
@@ -102,6 +104,11 @@ class ChunkWriter:
                 self.finish_reason = ev.reason
         elif type(ev) is UsageEvent:
             self.usage = ev.usage
+        elif type(ev) is Started:
+            if not self.role_sent:
+                out.append(self.start())
+        elif type(ev) is Citations:
+            out.append(self._chunk(self._role(out, Delta(annotations=ev.annotations))))
         return out
 
     def _tool_delta(self, ev: ToolCallDelta) -> DeltaToolCall:
@@ -147,6 +154,7 @@ class Aggregator:
         self.calls: dict[int, dict] = {}
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.annotations: list = []
 
     def feed(self, ev: StreamEvent) -> None:
         if type(ev) is TextDelta:
@@ -164,6 +172,8 @@ class Aggregator:
             self.finish_reason = ev.reason or self.finish_reason
         elif type(ev) is UsageEvent:
             self.usage = ev.usage
+        elif type(ev) is Citations:
+            self.annotations.extend(ev.annotations)
 
     def result(self, model: str, id: str | None = None) -> ChatCompletion:
         calls = [OutToolCall(c["id"] or "", OutFunction(c["name"], "".join(c["args"]) or "{}"))
@@ -174,6 +184,8 @@ class Aggregator:
             msg.tool_calls = calls
         if self.thinking and self.reasoning:
             msg.reasoning_content = "".join(self.thinking)
+        if self.annotations:
+            msg.annotations = self.annotations
         reason = self.finish_reason or ("tool_calls" if calls else "stop")
         if reason == "stop" and calls:
             reason = "tool_calls"

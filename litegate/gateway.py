@@ -20,9 +20,12 @@ import msgspec
 from msgspec import UNSET
 
 from . import upstream
-from .chunks import ChunkWriter, CompletionWriter
+from .chunks import Aggregator, ChunkWriter, CompletionWriter
 from .config import Deployment
 from .targets import Call, Services, plan, with_targets
+from .tools import loop
+from .tools.loop import Done, waiting
+from .tools.run import Kit
 from .errors import BadRequest, GatewayError
 from .providers import Provider, Vectors
 from .providers.messages import image_url_of
@@ -60,7 +63,7 @@ async def _inline_part(svc: Services, call: Call, part: ContentPart, where: str)
         images = call.cfg.images
         try:
             mime, body = await call.waiting(upstream.fetch(
-                svc.fetcher, url, max_bytes=int(images.max_mb * (1 << 20)), timeout_s=images.timeout_s,
+                svc.fetcher_for(images.allow_private), url, max_bytes=int(images.max_mb * (1 << 20)), timeout_s=images.timeout_s,
                 allow_private=images.allow_private))
         except upstream.FetchRefused as e:
             raise BadRequest(f"{where}: cannot fetch image {url!r}: {e}", param=where) from None
@@ -77,12 +80,15 @@ async def _prepared(svc: Services, call: Call, req: ChatRequest, provider: Provi
 
 
 async def chat(svc: Services, call: Call, req: ChatRequest) -> ChatCompletion:
+    name, route = await plan(svc, call, req.model, req)
+    if _server_tools(call.cfg, name, req):
+        return await _chat_looped(svc, call, req, (name, route))
+
     async def attempt(d: Deployment, p: Provider) -> ChatCompletion:
         ureq = p.build_chat(await _prepared(svc, call, req, p), d, svc.memo)
         body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
         return p.parse_chat(body, d)
 
-    name, route = await plan(svc, call, req.model, req)
     result = await with_targets(svc, call, name, route, attempt)
     if result.memo is not UNSET:
         for key, value in result.memo.items():
@@ -119,35 +125,24 @@ async def _open_events(svc: Services, call: Call, name: str, route: str, stack: 
     return await with_targets(svc, call, name, route, attempt, hold=stack)
 
 
-async def _events_with_keepalive(svc: Services, call: Call, requested: str, open_one,
-                                 req: ChatRequest | None = None) -> AsyncIterator[Any]:
+async def _events_with_keepalive(call: Call, start: Callable[[AsyncExitStack], Awaitable[tuple]]) -> AsyncIterator[Any]:
     """Yield KEEPALIVE while no backend has answered, then every event of the one that did."""
     async with AsyncExitStack() as stack:
-        opener = asyncio.ensure_future(_open_after_plan(svc, call, requested, req, stack, open_one))
-        try:
-            while not opener.done():
-                await asyncio.wait({opener}, timeout=call.cfg.server.sse_keepalive_s)
-                if not opener.done():
-                    yield KEEPALIVE
-        finally:
-            if not opener.done():
-                opener.cancel()
-                await asyncio.gather(opener, return_exceptions=True)
-        events, first = opener.result()
-        call.first_token_s = time.perf_counter() - call.started
+        events, first = None, None
+        async for item in waiting(start(stack), KEEPALIVE, call.cfg.server.sse_keepalive_s):
+            if type(item) is Done:
+                events, first = item.value
+            else:
+                yield item
+        if call.first_token_s is None:
+            call.first_token_s = time.perf_counter() - call.started
         yield first
         async for ev in events:
             yield ev
 
 
-async def _open_after_plan(svc: Services, call: Call, requested: str, req: ChatRequest | None,
-                           stack: AsyncExitStack, open_one) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
-    name, route = await plan(svc, call, requested, req)
-    return await _open_events(svc, call, name, route, stack, open_one)
-
-
-async def chat_stream(svc: Services, call: Call, req: ChatRequest) -> AsyncIterator[bytes]:
-    """SSE bytes of a chat completion; KEEPALIVE comments until the backend speaks."""
+def _model_events(svc: Services, call: Call, name: str, route: str, req: ChatRequest) -> AsyncIterator[Any]:
+    """One model call for this request, streamed, with retries and fallbacks before its first event."""
 
     async def open_one(d: Deployment, p: Provider, stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
         ureq = p.build_chat(await _prepared(svc, call, req, p), d, svc.memo)
@@ -155,20 +150,87 @@ async def chat_stream(svc: Services, call: Call, req: ChatRequest) -> AsyncItera
             upstream.open_stream(svc.session, ureq, d.timeouts, p.parse_error, d.id, p.framing)))
         return p.parse_chat_stream(frames, d)
 
+    return _events_with_keepalive(call, lambda stack: _open_events(svc, call, name, route, stack, open_one))
+
+
+async def _chat_events(svc: Services, call: Call, req: ChatRequest,
+                       planned: tuple[str, str] | None = None) -> AsyncIterator[Any]:
+    """Every event of the answer: one model call, or the server-side tool loop when tools are on."""
+    vroute = call.cfg.router.routes.get(call.cfg.resolve_name(req.model))
+    if planned is not None:
+        name, route = planned
+    elif vroute is not None and vroute.classifier is not None:  # the classifier may take a moment
+        async for item in waiting(plan(svc, call, req.model, req), KEEPALIVE, call.cfg.server.sse_keepalive_s):
+            if type(item) is Done:
+                name, route = item.value
+            else:
+                yield item
+    else:
+        name, route = await plan(svc, call, req.model, req)
+    names = _server_tools(call.cfg, name, req)
+    if not names:
+        async for ev in _model_events(svc, call, name, route, req):
+            yield ev
+        return
+    ws = call.cfg.web_search
+    kit = Kit(session=svc.session, fetcher=svc.fetcher_for(call.cfg.fetch_url.allow_private), cfg=call.cfg,
+              cache=svc.search_cache, allow_search=lambda: svc.limits.allow_search(
+                  call.key, call.admitted.searches_per_day if call.admitted else None,
+                  ws.searches_per_day if ws else None),
+              count=lambda tool, outcome: svc.metrics.inc("litegate_search_calls_total",
+                                                          (("tool", tool), ("outcome", outcome))))
+    async for ev in loop.run(loop.expand_history(req, svc.memo.get), names,
+                             call_model=lambda r: _model_events(svc, call, name, route, r), kit=kit,
+                             remember=lambda k, v: _remember(svc, k, v), keepalive=KEEPALIVE,
+                             keepalive_s=call.cfg.server.sse_keepalive_s,
+                             max_rounds=ws.max_rounds if ws else 4, on_tool_calls=lambda n: _count_tools(call, n)):
+        yield ev
+
+
+def _server_tools(cfg, name: str, req: ChatRequest) -> list[str]:
+    if req.web_search_options is not None and cfg.web_search is None:
+        raise BadRequest("web_search_options: web search is not configured on this gateway",
+                         param="web_search_options")
+    return loop.server_tools(cfg.groups()[name][0].server_tools, req, cfg.web_search is not None)
+
+
+def _count_tools(call: Call, n: int) -> None:
+    call.server_tool_calls += n
+
+
+def _remember(svc: Services, key: str, extra: dict[str, Any]) -> None:
+    svc.memo.put(key, {**(svc.memo.get(key) or {}), **extra})
+
+
+async def chat_stream(svc: Services, call: Call, req: ChatRequest) -> AsyncIterator[bytes]:
+    """SSE bytes of a chat completion; KEEPALIVE comments until the backend speaks."""
     writer = ChunkWriter(req.model, include_usage=req.include_usage, reasoning=call.cfg.server.reasoning_content)
     try:
-        async for ev in _events_with_keepalive(svc, call, req.model, open_one, req):
+        async for ev in _chat_events(svc, call, req):
             if ev is KEEPALIVE:
                 yield KEEPALIVE
                 continue
             if type(ev) is ToolCallDelta and ev.extra and ev.id:
-                svc.memo.put(ev.id, ev.extra)
+                _remember(svc, ev.id, ev.extra)
             for out in writer.feed(ev):
                 yield out
         for out in writer.finish():
             yield out
     finally:
         call.usage = writer.usage
+
+
+async def _chat_looped(svc: Services, call: Call, req: ChatRequest, planned: tuple[str, str]) -> ChatCompletion:
+    """A non-streaming answer built from the tool loop's events."""
+    agg = Aggregator(reasoning=call.cfg.server.reasoning_content)
+    async for ev in _chat_events(svc, call, req, planned):
+        if ev is not KEEPALIVE:
+            if type(ev) is ToolCallDelta and ev.extra and ev.id:
+                _remember(svc, ev.id, ev.extra)
+            agg.feed(ev)
+    result = agg.result(req.model)
+    call.usage = result.usage if result.usage is not UNSET else None
+    return msgspec.structs.replace(result, memo=UNSET)
 
 
 # ---------------------------------------------------------------- completions and embeddings
@@ -198,8 +260,10 @@ async def completion_stream(svc: Services, call: Call, req: CompletionRequest) -
         return p.parse_completion_stream(frames, d)
 
     writer = CompletionWriter(req.model, include_usage=req.include_usage)
+    name, route = await plan(svc, call, req.model)
     try:
-        async for ev in _events_with_keepalive(svc, call, req.model, open_one):
+        async for ev in _events_with_keepalive(call, lambda stack: _open_events(svc, call, name, route, stack,
+                                                                                open_one)):
             if ev is KEEPALIVE:
                 yield KEEPALIVE
                 continue

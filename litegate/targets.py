@@ -78,6 +78,10 @@ class Services:
     usage: Any = None  # usage.UsageStore, or None when usage.enabled is false
     search_cache: Any = None  # tools.SearchCache
     live: dict[str, "Call"] = field(default_factory=dict)  # request id -> Call, for the dashboard
+    open_fetcher: Any = None  # unguarded session, for owners who allow private addresses
+
+    def fetcher_for(self, allow_private: bool) -> Any:
+        return self.open_fetcher if allow_private and self.open_fetcher is not None else self.fetcher
 
 
 @dataclass

@@ -330,7 +330,16 @@ class UsageEvent(msgspec.Struct, tag=True):
     usage: Usage
 
 
-StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish, UsageEvent]
+class Started(msgspec.Struct, tag=True):
+    """The answer has begun (send the role chunk now), though no content is ready yet."""
+
+
+class Citations(msgspec.Struct, tag=True):
+    """Sources the answer was built from (server-side web search), as url_citation annotations."""
+    annotations: list[Annotation]
+
+
+StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish, UsageEvent, Started, Citations]
 
 
 # ---------------------------------------------------------------- other endpoints

@@ -224,7 +224,8 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes, target: Deployment):
 def parse_error(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
     message = error_text(body, ("error",))
     if status == 400:
-        return BadRequest(message)
+        # The model cannot take tools: the server-side tool loop may fall back to injecting results.
+        return BadRequest(message, code="tools_unsupported" if "does not support tools" in message else None)
     return from_backend_status(status, message)
 
 

@@ -30,6 +30,7 @@ empty               no content at all: only the done line
 crash               500 ``llama runner process has terminated: exit status 2``
 busy                503 ``server busy, please try again.  maximum pending ...``
 length              echo with ``done_reason: "length"``
+searcher, ...       tool-using agents (web_search / fetch_url): see ollama_agents.py
 ==================  ==========================================================
 
 ``messages: []`` (chat) or an empty ``prompt`` (generate) returns the load
@@ -54,6 +55,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
+
+from . import ollama_agents
 
 REQUESTS: web.AppKey[list[dict[str, Any]]] = web.AppKey("requests", list)
 CANCELLED: web.AppKey[list[str]] = web.AppKey("cancelled", list)
@@ -326,8 +329,10 @@ async def chat(request: web.Request, body: dict[str, Any]) -> web.StreamResponse
     answered = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "tool")
     if scenario.startswith("tools-") and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
         scenario = "answer"  # the tool results came back: answer in text
-    plan = _plan(scenario, [f"Got {answered} tool results"] if scenario == "answer" else
-                 ["Hello", " from", f" {model}"], body.get("think"))
+    agent = ollama_agents.steps(scenario, messages, body.get("tools") or [])
+    plan = Plan(agent) if agent is not None else _plan(
+        scenario, [f"Got {answered} tool results"] if scenario == "answer" else ["Hello", " from", f" {model}"],
+        body.get("think"))
     prompt_tokens = _words(*(m.get("content") for m in messages if isinstance(m, dict)))
     return await _generate_common(request, body, plan, _chat_body, prompt_tokens)
 

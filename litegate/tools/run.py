@@ -1,0 +1,116 @@
+"""Running one server-side tool call (web_search, fetch_url) for the tool loop.
+
+Every outcome is text for the model: results clearly delimited as untrusted data, or a short
+error ("web_search failed: ...") so the model can answer anyway. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..config import Config
+from .cache import SearchCache
+from .errors import ToolError
+from .fetch_page import fetch_url
+from .render import render_page, render_results
+from .search import SearchResult, searxng_search, serper_search
+
+SERPER_API_BASE = "https://google.serper.dev"
+
+WEB_SEARCH = {"type": "function", "function": {
+    "name": "web_search",
+    "description": "Search the web for current or factual information you do not know. Returns numbered results "
+                   "(title, link, snippet). Cite the links you use.",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string", "description": "The search query"}},
+                   "required": ["query"]}}}
+FETCH_URL = {"type": "function", "function": {
+    "name": "fetch_url",
+    "description": "Read one web page (an http or https link, e.g. from web_search results) as plain text.",
+    "parameters": {"type": "object", "properties": {"url": {"type": "string", "description": "The page's URL"}},
+                   "required": ["url"]}}}
+DEFINITIONS = {"web_search": WEB_SEARCH, "fetch_url": FETCH_URL}
+
+
+@dataclass
+class Outcome:
+    text: str
+    ok: bool
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (url, title)
+
+
+@dataclass
+class Kit:
+    """What running tools needs, handed in by the gateway (the loop owns no state)."""
+
+    session: Any  # aiohttp.ClientSession (search backends may live on the LAN)
+    fetcher: Any  # guarded session: fetch_url never reaches private addresses unless allowed
+    cfg: Config
+    cache: SearchCache
+    allow_search: Callable[[], bool]  # counts against per-key and global daily limits
+    count: Callable[[str, str], None]  # (tool, outcome) for metrics
+
+
+async def execute(kit: Kit, name: str, arguments: str) -> Outcome:
+    try:
+        args = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        args = None
+    if not isinstance(args, dict):
+        return Outcome(f"{name} failed: the arguments were not a JSON object", False)
+    try:
+        if name == "web_search":
+            outcome = await _search(kit, str(args.get("query") or "").strip())
+        else:
+            outcome = await _fetch(kit, str(args.get("url") or "").strip())
+    except ToolError as e:
+        kit.count(name, e.code)
+        return Outcome(f"{name} failed: {e.message}", False)
+    kit.count(name, "ok")
+    return outcome
+
+
+async def _search(kit: Kit, query: str) -> Outcome:
+    ws = kit.cfg.web_search
+    if ws is None:
+        raise ToolError("web search is not configured on this gateway", code="unsupported")
+    if not query:
+        raise ToolError("the query was empty", code="bad_request")
+    label = f"{ws.provider}:{ws.api_base or ''}:{ws.gl or ''}:{ws.hl or ''}"
+    kit.cache.ttl_s = ws.cache_ttl_s
+    results = kit.cache.get(label, query, ws.max_results)
+    if results is None:
+        if not kit.allow_search():
+            raise ToolError("the daily search limit is reached; answer from what you know", code="quota")
+        results = await _backend_search(kit, query)
+        kit.cache.put(label, query, ws.max_results, results)
+    sources = [(r.url, r.title) for r in results if r.url]
+    return Outcome(render_results(query, results, max_chars=ws.max_chars), True, sources)
+
+
+async def _backend_search(kit: Kit, query: str) -> list[SearchResult]:
+    ws = kit.cfg.web_search
+    timeout = ws.timeout_s
+    if ws.provider == "serper":
+        coro = serper_search(kit.session, api_base=ws.api_base or SERPER_API_BASE, api_key=ws.api_key or "",
+                             query=query, num=ws.max_results, gl=ws.gl, hl=ws.hl, timeout_s=timeout)
+    else:
+        coro = searxng_search(kit.session, api_base=ws.api_base or "", query=query, num=ws.max_results,
+                              timeout_s=timeout, api_key=ws.api_key)
+    try:
+        return await asyncio.wait_for(coro, timeout + 1)
+    except asyncio.TimeoutError:
+        raise ToolError(f"the search backend did not answer within {timeout:g}s", code="timeout") from None
+
+
+async def _fetch(kit: Kit, url: str) -> Outcome:
+    f = kit.cfg.fetch_url
+    if not url:
+        raise ToolError("the url was empty", code="bad_request")
+    title, text = await fetch_url(kit.fetcher, url, max_bytes=int(f.max_mb * (1 << 20)), timeout_s=f.timeout_s,
+                                  allow_private=f.allow_private, max_chars=f.max_chars)
+    return Outcome(render_page(url, title, text, f.max_chars), True, [(url, title or url)])
