@@ -250,7 +250,7 @@ def load(path: str, env: Mapping[str, str] | None = None) -> Config:
 def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     validator = jsonschema.Draft202012Validator(schema())
-    problems = [(e.json_path, e.message) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
+    problems = [(e.json_path, _redact(e)) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
     if problems:
         raise ConfigError(source, problems)
     problems = _resolve_secrets(doc, env) + _check_references(doc)
@@ -260,6 +260,13 @@ def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | No
     doc = {**doc, "source": source, "loaded_at": time.time()}
     doc.pop("$schema", None)
     return msgspec.convert(doc, Config)
+
+
+def _redact(e: jsonschema.ValidationError) -> str:
+    """The schema's message, with a long string value shortened: it may be a secret pasted in by mistake."""
+    if isinstance(e.instance, str) and len(e.instance) > 8:
+        return e.message.replace(repr(e.instance), repr(e.instance[:4] + "…"))
+    return e.message
 
 
 def _resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[str, str]]:

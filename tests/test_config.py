@@ -141,3 +141,10 @@ def test_version_cli():
     """litegate version prints the version."""
     res = run_cli("version")
     assert res.returncode == 0 and res.stdout.startswith("litegate ")
+
+
+def test_schema_errors_do_not_echo_secrets():
+    """A secret pasted where an env var name belongs is not repeated whole in the error."""
+    doc = {"models": [{"name": "gpt", "provider": "openai", "model": "m", "api_key_env": "sk-proj-abcdef123456"}]}
+    [(path, reason)] = problems(doc)
+    assert path == "$.models[0].api_key_env" and "abcdef123456" not in reason

@@ -267,3 +267,34 @@ def test_rules_that_can_never_match_are_config_errors():
     for i in range(1, 6):
         assert f"$.router.routes.auto.rules[{i}]" in paths
     assert "$.router.routes.auto.rules[5].model" in paths
+
+
+def test_route_cli_explains_the_decision(tmp_path):
+    """`litegate route` prints the decision and every rule it looked at, offline (label from --label)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"models": [{"name": n, "provider": "ollama", "model": n} for n in
+                                          ("web", "coder", "general", "labeler")],
+                               "router": {"routes": {"auto": {
+                                   "classifier": {"model": "labeler", "labels": ["coding", "general"], "default": "general"},
+                                   "rules": [{"name": "web", "when": {"keywords": ["news"]}, "model": "web"},
+                                             {"name": "coding", "when": {"label": "coding"}, "model": "coder"}],
+                                   "default": "general"}}}}))
+
+    def run(*args: str) -> str:
+        res = subprocess.run([sys.executable, "-m", "litegate", "route", "--config", str(cfg), *args],
+                             capture_output=True, text=True, cwd=root, timeout=60)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    out = run("--message", "any news today?")
+    assert "auto -> web (rule:web)" in out
+    out = run("--message", "hello", "--label", "coding")
+    assert "auto -> coder (rule:coding)" in out and "rule:web -> web: no (no keyword found)" in out
+    out = run("--message", "hello")
+    assert "auto -> general (default)" in out and "offline" in out
