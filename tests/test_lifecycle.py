@@ -361,17 +361,16 @@ async def test_second_sigterm_exits_at_once(ollama, tmp_path, litegate):
 # ------------------------------------------------------------------ start-up
 
 
-async def test_ready_quickly_with_one_line(ollama, tmp_path, litegate):
-    """Start-up prints `litegate listening on http://H:N` and is ready to serve well under the limit."""
+async def test_ready_with_one_line(ollama, tmp_path, litegate):
+    """Start-up prints `litegate listening on http://H:N` once, and the server answers right after it.
+
+    How fast that happens is measured by `make bench` (time from exec to first request), not here."""
     path = tmp_path / "litegate.json"
     write_config(path, base(ollama), ["llama"])
-    started = time.monotonic()
     gw = await litegate(path)
-    elapsed = time.monotonic() - started
-    assert f"litegate listening on http://127.0.0.1:{gw.port}" in gw.lines
+    assert [line for line in gw.lines if "listening on" in line] == [f"litegate listening on http://127.0.0.1:{gw.port}"]
     async with aiohttp.ClientSession() as s, s.get(gw.url + "/health") as resp:
         assert resp.status == 200
-    assert elapsed < 3, f"start-up took {elapsed:.2f}s"  # typically ~0.5 s including the interpreter
 
 
 def run_serve(config: Path, *args: str) -> subprocess.CompletedProcess:
