@@ -155,16 +155,25 @@ def parse_chat(body: bytes, target: Deployment) -> ChatCompletion:
     return ChatCompletion("", 0, target.name, choices, usage=_usage(reply.usage))
 
 
-async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
-    seen: set[int] = set()
-    finished = False
+async def _replies(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[_Reply | None]:
+    """Each chunk decoded; None for `[DONE]`; an error payload mid-stream raises."""
     async for frame in frames:
         if frame == b"[DONE]":
-            yield Finish(None)
+            yield None
             return
         reply = _decode(frame, target)
         if reply.error is not None:
             raise StreamInterrupted(f"backend error mid-stream: {error_text(frame, ('error', 'message'), ('error',))}")
+        yield reply
+
+
+async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
+    seen: set[int] = set()
+    finished = False
+    async for reply in _replies(frames, target):
+        if reply is None:
+            yield Finish(None)
+            return
         if reply.usage is not None:
             yield UsageEvent(_usage(reply.usage))
         for c in reply.choices:
@@ -242,13 +251,10 @@ def parse_completion(body: bytes, target: Deployment) -> TextCompletion:
 
 async def parse_completion_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
     finished = False
-    async for frame in frames:
-        if frame == b"[DONE]":
+    async for reply in _replies(frames, target):
+        if reply is None:
             yield Finish(None)
             return
-        reply = _decode(frame, target)
-        if reply.error is not None:
-            raise StreamInterrupted(f"backend error mid-stream: {error_text(frame, ('error', 'message'), ('error',))}")
         if reply.usage is not None:
             yield UsageEvent(_usage(reply.usage))
         for c in reply.choices:
