@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from urllib.parse import urlsplit
 from contextlib import aclosing
 from typing import Any
-from urllib.parse import urlencode
 
 import msgspec
 import structlog
@@ -69,8 +69,11 @@ async def context_middleware(request: web.Request, handler) -> web.StreamRespons
         _access_log(request, call, status, error_code)
 
 
+_QUIET = ("/health", "/ui/static/", "/admin/live")  # probes and the dashboard's 2-second poll
+
+
 def _access_log(request: web.Request, call: Call, status: int, error_code: str | None) -> None:
-    if request.path.startswith("/health"):
+    if request.path.startswith(_QUIET):
         return
     usage = call.usage
     log.info("request", request_id=call.request_id, method=request.method, path=request.path, status=status,
@@ -186,6 +189,8 @@ PUBLIC_PATHS = frozenset({"/health", "/health/backends", "/metrics"})  # the lat
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     path = request.path
+    if request.method not in sessions.SAFE_METHODS and sessions.accepts_cookie(path):
+        _same_origin(request)
     if path not in PUBLIC_PATHS and not sessions.is_public(path):
         call: Call = request[CALL]
         try:
@@ -193,11 +198,19 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
                 call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"))
         except Unauthorized:
             if sessions.is_page(path) and request.method in ("GET", "HEAD"):
-                return web.Response(status=303, headers={"location": f"{sessions.LOGIN_PATH}?{urlencode({'next': path})}"})
+                return sessions.to_sign_in(request.path_qs)
             raise
         request[PRINCIPAL] = principal
         call.key = principal.name
     return await handler(request)
+
+
+def _same_origin(request: web.Request) -> None:
+    """A browser posting to /ui or /admin from another site's page is refused, keys or not (the open,
+    key-less loopback mode has no session token to check, but browsers always say where they come from)."""
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        raise Forbidden(f"cross-site {request.method} from {origin} refused", code="csrf_failed")
 
 
 def _session_principal(request: web.Request, call: Call) -> auth.Principal | None:

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from . import admin, api, dashboard, limits, upstream
-from .config import Config, ConfigHolder
+from .config import Config, ConfigError, ConfigHolder
 from .errors import GatewayError
 from .gateway import Services
 from .tools import SearchCache
@@ -38,10 +38,21 @@ def create_app(holder: ConfigHolder) -> web.Application:
     app[api.STARTED] = time.time()
     app.cleanup_ctx.append(_usage_store)  # first in, last out: its teardown runs after _services'
     app.cleanup_ctx.append(_services)
+    app[admin.RELOAD] = _reload_without_env(holder)  # daemon.py replaces it with its Reloader
     api.add_routes(app)
     admin.add_routes(app)
     dashboard.add_routes(app)
     return app
+
+
+def _reload_without_env(holder: ConfigHolder):
+    async def reload() -> tuple[bool, str | None]:
+        try:
+            holder.reload()
+        except ConfigError as e:
+            return False, e.describe()
+        return True, None
+    return reload
 
 
 async def _usage_store(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ file: `api_key_env` / `key_env` name environment variables, resolved here at loa
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -249,6 +250,7 @@ def load(path: str, env: Mapping[str, str] | None = None) -> Config:
 
 def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
+    doc = copy.deepcopy(doc)  # secrets are resolved into the copy, never into the caller's dict
     validator = jsonschema.Draft202012Validator(schema())
     problems = [(e.json_path, _redact(e)) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
     if problems:

@@ -10,6 +10,7 @@ is what the browser gets.
 from __future__ import annotations
 
 import html
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ TEMPLATES = web.AppKey("dashboard_templates", dict)
 PAGES = {"overview": "Overview", "live": "Live", "backends": "Backends", "keys": "Keys", "config": "Config"}
 _ASSETS = {"app.js": "text/javascript", "charts.js": "text/javascript", "app.css": "text/css",
            "favicon.svg": "image/svg+xml"}
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
 _SPANS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -43,6 +45,8 @@ log = structlog.get_logger("litegate.dashboard")
 
 # ---------------------------------------------------------------- pages
 async def page(request: web.Request) -> web.Response:
+    """A page shell (admin only): the nav, who is signed in or the open-access badge, and the session's
+    CSRF token for the page's POSTs; static/app.js fills in the data."""
     name = request.match_info.get("page", "overview")
     if name not in PAGES:
         raise NotFound(f"no dashboard page {name!r}")
@@ -57,7 +61,7 @@ async def page(request: web.Request) -> web.Response:
     else:
         who = '<span class="badge warn" id="access">open access — no keys configured</span>'
     nav = "".join(f'<a href="{_href(p)}"{" aria-current=page" if p == name else ""}>{t}</a>' for p, t in PAGES.items())
-    body = _render(request, "dashboard.html", page=name, title=PAGES[name], csrf=csrf, nav=nav, who=who,
+    body = _render(request, "dashboard.html", {"nav": nav, "who": who}, page=name, title=PAGES[name], csrf=csrf,
                    access="keys" if cfg.auth.keys else "open")
     return _html(body)
 
@@ -74,12 +78,10 @@ def _href(page_name: str) -> str:
     return "/ui" if page_name == "overview" else f"/ui/{page_name}"
 
 
-def _render(request: web.Request, template: str, **values: str) -> str:
-    """Fill {{name}} slots; `nav` and `who` are markup built here, everything else is escaped."""
-    text = request.app[TEMPLATES][template]
-    for name, value in values.items():
-        text = text.replace("{{" + name + "}}", value if name in ("nav", "who") else html.escape(value))
-    return text
+def _render(request: web.Request, template: str, markup: dict[str, str], **values: str) -> str:
+    """Fill every {{name}} slot in one pass: `markup` is HTML built here, `values` are escaped."""
+    filled = {**{k: html.escape(v) for k, v in values.items()}, **markup}
+    return _SLOT.sub(lambda m: filled[m.group(1)], request.app[TEMPLATES][template])
 
 
 def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -101,7 +103,7 @@ def _login_form(request: web.Request, nxt: str, error: str = "", status: int = 2
     if not any(k.admin and not k.revoked for k in request[CALL].cfg.auth.keys):
         error = error or 'No admin key is configured: add "admin": true to a key in auth.keys.'
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    body = _render(request, "login.html", next=nxt).replace("{{error}}", message)
+    body = _render(request, "login.html", {"error": message}, next=nxt)
     return _html(body, status, headers)
 
 
@@ -147,6 +149,7 @@ def _admin_key(cfg: Any, presented: str):
 
 async def logout(request: web.Request) -> web.Response:
     """Ends the session (the middleware has checked its CSRF token) and clears the cookie."""
+    auth.require_admin(request[PRINCIPAL])
     request.app[SESSIONS].close(request.cookies.get(COOKIE))
     log.info("dashboard_logout", key=request[PRINCIPAL].name)
     resp = web.json_response({"ok": True}, headers={"cache-control": "no-store"})

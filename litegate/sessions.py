@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -38,6 +39,12 @@ def is_public(path: str) -> bool:
 def is_page(path: str) -> bool:
     """A dashboard page: without a session the browser is sent to the sign-in page, not given a 401."""
     return (path == "/ui" or path.startswith("/ui/")) and not path.startswith("/ui/api/")
+
+
+def to_sign_in(path_qs: str) -> web.Response:
+    """Where a browser without a session goes: the sign-in form, which sends it back here after."""
+    return web.Response(status=303, headers={"location": f"{LOGIN_PATH}?{urlencode({'next': path_qs})}",
+                                             "cache-control": "no-store"})
 
 
 def accepts_cookie(path: str) -> bool:

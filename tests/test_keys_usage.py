@@ -200,3 +200,12 @@ async def test_usage_cli_table(ollama, gateway, tmp_path):
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if line.startswith("llama"))
     assert line.split()[:6] == ["llama", "1", "0", "3", "3", "0"]
+
+
+async def test_cross_site_post_refused_even_without_keys(ollama, gateway):
+    """A browser page on another site cannot make the open (key-less, loopback) gateway reload its config."""
+    client = await gateway(ollama_config(ollama))
+    evil = await client.post("/admin/reload", headers={"origin": "http://evil.example"})
+    assert evil.status == 403 and (await evil.json())["error"]["code"] == "csrf_failed"
+    ok = await client.post("/admin/reload", headers={"origin": f"http://{client.host}:{client.port}"})
+    assert ok.status == 200 and (await ok.json())["ok"] is True

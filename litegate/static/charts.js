@@ -37,7 +37,7 @@ export function arrange(points, { since, now, bucketS, value }) {
     const name = p.series ?? "all";
     totals.set(name, (totals.get(name) || 0) + value(p));
   }
-  let names = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a) || String(a).localeCompare(String(b)));
+  let names = [...totals.keys()].filter((n) => totals.get(n) > 0).sort((a, b) => totals.get(b) - totals.get(a) || String(a).localeCompare(String(b)));
   const folded = names.length > MAX_SERIES + 1 ? new Set(names.slice(MAX_SERIES)) : new Set();
   if (folded.size) names = [...names.slice(0, MAX_SERIES), "other"];
   const index = new Map(buckets.map((t, i) => [t, i]));
@@ -46,7 +46,8 @@ export function arrange(points, { since, now, bucketS, value }) {
     const i = index.get(p.t);
     if (i === undefined) continue;
     const name = folded.has(p.series ?? "all") ? "other" : (p.series ?? "all");
-    cells[names.indexOf(name)][i] += value(p);
+    const s = names.indexOf(name);
+    if (s >= 0) cells[s][i] += value(p);
   }
   const seriesTotals = cells.map((row) => row.reduce((a, b) => a + b, 0));
   return { buckets, names, cells, seriesTotals };
