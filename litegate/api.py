@@ -8,8 +8,8 @@ GatewayError, aiohttp HTTP exception and unexpected exception leaves as the Open
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from urllib.parse import urlsplit
 from contextlib import aclosing
 from typing import Any
@@ -43,7 +43,7 @@ _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contr
 # ---------------------------------------------------------------- middlewares
 @web.middleware
 async def context_middleware(request: web.Request, handler) -> web.StreamResponse:
-    request_id = request.headers.get("x-request-id") or "req_" + uuid.uuid4().hex
+    request_id = request.headers.get("x-request-id") or "req_" + os.urandom(16).hex()
     call = Call(cfg=request.app[HOLDER].current, request_id=request_id, headers=request.headers)
     request[CALL] = call
     status, error_code = 500, None

@@ -28,6 +28,8 @@ class Principal:
     key: Key | None = None
 
     def may_use(self, model: str) -> bool:
+        if self.models == ("*",):
+            return True
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
 
 

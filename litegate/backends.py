@@ -68,7 +68,8 @@ class Backends:
         return live
 
     def view(self) -> Mapping[str, DeploymentState]:
-        return {k: DeploymentState(v.in_flight, v.cooling_until, v.p50_ms, v.loaded) for k, v in self._live.items()}
+        """What the router sees; built per deployment on demand (most requests look at one or two)."""
+        return _View(self._live)
 
     # ------------------------------------------------------------ concurrency
     async def acquire(self, d: Deployment, timeout: float) -> Lease:
@@ -174,6 +175,27 @@ class Backends:
                 "loaded": live.loaded,
             })
         return out
+
+
+class _View(Mapping):
+    __slots__ = ("_live",)
+
+    def __init__(self, live: dict[str, _Live]) -> None:
+        self._live = live
+
+    def __getitem__(self, key: str) -> DeploymentState:
+        v = self._live[key]
+        return DeploymentState(v.in_flight, v.cooling_until, v.p50_ms, v.loaded)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self._live.get(key)
+        return default if v is None else DeploymentState(v.in_flight, v.cooling_until, v.p50_ms, v.loaded)
+
+    def __iter__(self):
+        return iter(self._live)
+
+    def __len__(self) -> int:
+        return len(self._live)
 
 
 def _with_tag(model: str) -> str:

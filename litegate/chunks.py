@@ -8,8 +8,8 @@ non-streaming ChatCompletion from the same events. Both are pure and per-request
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 
 from msgspec import UNSET
 
@@ -42,7 +42,7 @@ DONE = b"data: [DONE]\n\n"
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+    return "chatcmpl-" + os.urandom(16).hex()
 
 
 def sse(payload: bytes) -> bytes:
@@ -209,7 +209,7 @@ class CompletionWriter:
 
     @staticmethod
     def new_id() -> str:
-        return "cmpl-" + uuid.uuid4().hex
+        return "cmpl-" + os.urandom(16).hex()
 
     def _chunk(self, text: str, finish: str | None = None) -> bytes:
         chunk = TextCompletion(self.id, self.created, self.model, [CompletionChoice(text, 0, finish)],

@@ -8,6 +8,7 @@ file: `api_key_env` / `key_env` name environment variables, resolved here at loa
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -203,7 +204,9 @@ class Images(_Frozen):
     allow_private: bool = False
 
 
-class Config(_Frozen):
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, dict=True):
+    """The whole snapshot. (dict=True only so the derived views below can be cached on it.)"""
+
     models: tuple[Deployment, ...]
     server: Server = Server()
     router: Router = Router()
@@ -215,11 +218,20 @@ class Config(_Frozen):
     source: str = ""
     loaded_at: float = 0.0
 
-    def groups(self) -> dict[str, tuple[Deployment, ...]]:
+    @functools.cached_property
+    def _groups(self) -> dict[str, tuple[Deployment, ...]]:
         out: dict[str, list[Deployment]] = {}
         for d in self.models:
             out.setdefault(d.name, []).append(d)
         return {k: tuple(v) for k, v in out.items()}
+
+    def groups(self) -> dict[str, tuple[Deployment, ...]]:
+        """Model name -> its deployments, in config order (computed once per snapshot)."""
+        return self._groups
+
+    @functools.cached_property
+    def has_context_windows(self) -> bool:
+        return any(d.context_window for d in self.models)
 
     def resolve_name(self, name: str) -> str:
         """Client-facing name -> model or route name (aliases resolved, one hop)."""

@@ -37,7 +37,9 @@ _SLOT = re.compile(r"\{\{(\w+)\}\}")
 _SPANS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-SECURITY_HEADERS = {"content-security-policy": CSP, "x-frame-options": "DENY", "referrer-policy": "no-referrer",
+# Referrer-Policy same-origin: no referrer ever goes to another site, and our own POSTs keep the
+# Origin header that the cross-site check in api.py reads (no-referrer would make it "null").
+SECURITY_HEADERS = {"content-security-policy": CSP, "x-frame-options": "DENY", "referrer-policy": "same-origin",
                     "x-content-type-options": "nosniff", "cross-origin-opener-policy": "same-origin"}
 
 log = structlog.get_logger("litegate.dashboard")

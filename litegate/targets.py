@@ -132,7 +132,7 @@ async def plan(svc: Services, call: Call, requested: str, req: ChatRequest | Non
     name, route = router.resolve(call.cfg, requested)
     vroute = call.cfg.router.routes.get(name)
     if vroute is None:
-        if req is not None and any(d.context_window for d in call.cfg.models):
+        if req is not None and call.cfg.has_context_windows:
             call.tokens = rules.estimate_tokens(req)
         return name, route
     if req is None:

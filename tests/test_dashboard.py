@@ -260,7 +260,7 @@ async def test_security_headers_on_every_ui_response(ollama, dash):
         directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
         assert directives["script-src"] == ["'self'"] and directives["frame-ancestors"] == ["'none'"], resp.url
         assert directives["default-src"] == ["'none'"] and "'unsafe-inline'" not in csp
-        assert resp.headers["x-frame-options"] == "DENY" and resp.headers["referrer-policy"] == "no-referrer"
+        assert resp.headers["x-frame-options"] == "DENY" and resp.headers["referrer-policy"] == "same-origin"
         assert resp.headers["x-content-type-options"] == "nosniff"
     assert signed_in[0].headers["cache-control"] == "no-store"
 
