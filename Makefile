@@ -118,3 +118,31 @@ status:
 
 logs:
 	$(TAIL) "$(LOG_DIR)/litegate.log" "$(LOG_DIR)/litegate.err.log"
+
+# ---- benchmark ----
+# make bench (full, ~100,000 requests for the memory check) | bench-quick (short run, says so) |
+# bench-compare (the same run plus LiteLLM's proxy side by side). Reports: bench/results/latest.{md,json}.
+# LiteLLM goes into its own virtualenv (BENCH_LITELLM_VENV), never into litegate's dependencies; if it
+# cannot be installed or started the report says so and litegate's figures still come out.
+# BENCH_ARGS passes extra flags, e.g. BENCH_ARGS=--cprofile. See bench/README.md.
+BENCH_SCALE        ?= full
+BENCH_ARGS         ?=
+BENCH_LITELLM_VENV ?= bench/.venv-litellm
+BENCH_LITELLM_LOG  ?= bench/results/litellm-install.log
+
+.PHONY: bench bench-quick bench-compare
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run --scale full $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed
+	$(BIN)/python -m bench.run --scale quick $(BENCH_ARGS)
+
+bench-compare: $(VENV)/.installed
+	@mkdir -p bench/results
+	@test -x "$(BENCH_LITELLM_VENV)/bin/litellm" || { echo "installing LiteLLM's proxy into $(BENCH_LITELLM_VENV) (log: $(BENCH_LITELLM_LOG))"; \
+	  { $(PYTHON) -m venv "$(BENCH_LITELLM_VENV)" && "$(BENCH_LITELLM_VENV)/bin/python" -m pip install --upgrade pip \
+	    && "$(BENCH_LITELLM_VENV)/bin/python" -m pip install 'litellm[proxy]'; } > "$(BENCH_LITELLM_LOG)" 2>&1 \
+	  || echo "make bench-compare: could not install LiteLLM (see $(BENCH_LITELLM_LOG)); litegate's figures still follow" >&2; }
+	$(BIN)/python -m bench.run --scale $(BENCH_SCALE) --litellm "$(BENCH_LITELLM_VENV)/bin/litellm" \
+	  --litellm-install-log "$(BENCH_LITELLM_LOG)" $(BENCH_ARGS)

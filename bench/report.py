@@ -1,0 +1,206 @@
+"""Targets (PASS / MISS), the Markdown report and the JSON/Markdown files on disk.
+
+Added latency is litegate's percentile minus the direct path's percentile for the same route
+(for p99 that is an upper-bound style estimate, not a per-request difference).
+Ratios read "litegate : LiteLLM" as `1 : k`, k = LiteLLM's figure / litegate's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .scenarios import ROUTES
+
+TARGETS = {
+    "idle_rss_mb": 45, "ready_s": 0.35, "added_p50_ms": 0.5, "added_p99_ms": 2.0, "added_ttft_ms": 1.0,
+    "rps": 2500, "vs_litellm": 15, "streams_rss_mb": 150, "flat_mb": 5, "generator_rps": 5000,
+}
+SECTIONS = ("meta", "systems", "targets", "comparison")
+SYSTEM_SECTIONS = ("startup", "latency_c1", "throughput", "memory_flat", "streams")
+
+
+def _get(d: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def _line(name: str, target: str, measured: Any, ok: bool | None, unit: str = "") -> dict:
+    status = "n/a" if ok is None else ("PASS" if ok else "MISS")
+    shown = "n/a" if measured is None else (f"{measured:,}{unit}" if isinstance(measured, (int, float)) else measured)
+    return {"name": name, "target": target, "measured": measured, "shown": shown, "status": status}
+
+
+def targets(systems: dict) -> list[dict]:
+    lg, d, ll = systems.get("litegate", {}), systems.get("direct", {}), systems.get("litellm")
+    T, out = TARGETS, []
+    v = _get(lg, "startup", "idle_rss_mb")
+    out.append(_line("litegate idle RSS after start", f"≤ {T['idle_rss_mb']} MB", v, None if v is None else v <= T["idle_rss_mb"], " MB"))
+    v = _get(lg, "startup", "ready_s")
+    out.append(_line("litegate exec → first successful request (median)", f"≤ {T['ready_s']} s", v,
+                     None if v is None else v <= T["ready_s"], " s"))
+    for r in ROUTES:
+        for key, tgt, what in (("p50_ms", "added_p50_ms", "p50"), ("p99_ms", "added_p99_ms", "p99")):
+            v = _sub(_get(lg, "latency_c1", r, "nonstream", key), _get(d, "latency_c1", r, "nonstream", key))
+            out.append(_line(f"{r}: added latency c=1 non-streaming {what}", f"≤ {T[tgt]} ms", v,
+                             None if v is None else v <= T[tgt], " ms"))
+        v = _sub(_get(lg, "latency_c1", r, "stream", "ttft_p50_ms"), _get(d, "latency_c1", r, "stream", "ttft_p50_ms"))
+        out.append(_line(f"{r}: added time to first token c=1 p50", f"≤ {T['added_ttft_ms']} ms", v,
+                         None if v is None else v <= T["added_ttft_ms"], " ms"))
+        for c in ("c16", "c64"):
+            v = _get(lg, "throughput", r, c, "rps")
+            out.append(_line(f"{r}: litegate throughput non-streaming {c}", f"≥ {T['rps']:,} req/s", v,
+                             None if v is None else v >= T["rps"], " req/s"))
+            lv = _get(ll, "throughput", r, c, "rps") if ll else None
+            ratio = round(v / lv, 1) if v and lv else None
+            out.append(_line(f"{r}: throughput vs LiteLLM one worker {c}", f"≥ {T['vs_litellm']}x", ratio,
+                             None if ratio is None else ratio >= T["vs_litellm"], "x"))
+        s = _get(lg, "streams", r) or {}
+        n = s.get("n")
+        ok = None if not s else (s.get("rss_peak_mb") or 1e9) <= T["streams_rss_mb"] and s.get("errors") == 0
+        out.append(_line(f"{r}: {n or 1000:,} concurrent slow streams: peak RSS, errors",
+                         f"≤ {T['streams_rss_mb']} MB, 0 errors",
+                         None if not s else f"{s.get('rss_peak_mb')} MB, {s.get('errors')} errors", ok))
+        v = _get(d, "throughput", r, "c16", "rps")
+        out.append(_line(f"{r}: load generator headroom (direct path c16)", f"≥ {T['generator_rps']:,} req/s", v,
+                         None if v is None else v >= T["generator_rps"], " req/s"))
+    v = _get(lg, "memory_flat", "delta_mb")
+    n = _get(lg, "memory_flat", "requests")
+    out.append(_line(f"litegate memory flat after {n or 0:,} requests", f"≤ {T['flat_mb']} MB growth", v,
+                     None if v is None else v <= T["flat_mb"], " MB"))
+    return out
+
+
+# ---------------------------------------------------------------- detail table
+ROWS = [  # (label, path within a system, lower is better)
+    ("exec → first successful request, median (s)", ("startup", "ready_s")),
+    ("idle RSS after start (MB)", ("startup", "idle_rss_mb")),
+]
+ROUTE_ROWS = [
+    ("c=1 non-streaming p50 (ms)", ("latency_c1", "{r}", "nonstream", "p50_ms")),
+    ("c=1 non-streaming p99 (ms)", ("latency_c1", "{r}", "nonstream", "p99_ms")),
+    ("c=1 streaming TTFT p50 (ms)", ("latency_c1", "{r}", "stream", "ttft_p50_ms")),
+    ("c=1 streaming TTFT p99 (ms)", ("latency_c1", "{r}", "stream", "ttft_p99_ms")),
+    ("c=16 req/s", ("throughput", "{r}", "c16", "rps")),
+    ("c=16 p50 / p99 (ms)", ("throughput", "{r}", "c16", ("p50_ms", "p99_ms"))),
+    ("c=16 CPU per request (ms)", ("throughput", "{r}", "c16", "cpu_ms_per_req")),
+    ("c=64 req/s", ("throughput", "{r}", "c64", "rps")),
+    ("c=64 p50 / p99 (ms)", ("throughput", "{r}", "c64", ("p50_ms", "p99_ms"))),
+    ("c=64 CPU per request (ms)", ("throughput", "{r}", "c64", "cpu_ms_per_req")),
+    ("c=64 errors", ("throughput", "{r}", "c64", "errors")),
+    ("c=16 / c=64: other processes' load on the server CPU", ("throughput", "{r}", ("c16", "c64"), "other_load")),
+    ("streaming c=16: chunks/s", ("throughput", "{r}", "stream_c16", "chunks_per_s")),
+    ("streaming c=16: streams/s", ("throughput", "{r}", "stream_c16", "rps")),
+    ("slow streams held open at once", ("streams", "{r}", "open_at_once")),
+    ("slow streams: peak RSS (MB)", ("streams", "{r}", "rss_peak_mb")),
+    ("slow streams: errors", ("streams", "{r}", "errors")),
+]
+TAIL_ROWS = [
+    ("memory flat: requests sent", ("memory_flat", "requests")),
+    ("memory flat: RSS after warm-up (MB)", ("memory_flat", "rss_after_warmup_mb")),
+    ("memory flat: RSS after the requests (MB)", ("memory_flat", "rss_after_mb")),
+    ("memory flat: growth (MB)", ("memory_flat", "delta_mb")),
+]
+
+
+def _value(system: dict | None, path: tuple, route: str = "") -> Any:
+    if system is None:
+        return None
+    path = tuple(p.format(r=route) if isinstance(p, str) else p for p in path)
+    if isinstance(path[-1], tuple):
+        vals = [_get(system, *path[:-1], k) for k in path[-1]]
+        return None if None in vals else " / ".join(f"{x:g}" for x in vals)
+    if len(path) > 1 and isinstance(path[-2], tuple):
+        vals = [_get(system, *path[:-2], k, path[-1]) for k in path[-2]]
+        return None if None in vals else " / ".join(f"{x:g}" for x in vals)
+    return _get(system, *path)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:,.0f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+HIGHER_IS_BETTER = ("req/s", "chunks/s", "streams/s", "held open", "requests sent")
+
+
+def _ratio(a: Any, b: Any, label: str) -> tuple[str, str]:
+    """("1 : k", how many times better litegate is) for two figures of one metric."""
+    if not (isinstance(a, (int, float)) and isinstance(b, (int, float))) or not a or not b:
+        return "—", "—"
+    k = b / a
+    better = 1 / k if any(h in label for h in HIGHER_IS_BETTER) else k
+    return f"1 : {k:.2f}", f"{better:,.1f}×"
+
+
+def noise_note(systems: dict) -> str | None:
+    """A warning when other processes competed for the server's CPU while it was measured."""
+    loads = [w.get("other_load") or 0.0 for name in ("litegate", "litellm")
+             for r in ROUTES for w in (_get(systems.get(name), "throughput", r) or {}).values() if isinstance(w, dict)]
+    worst = max(loads, default=0.0)
+    if worst < 0.05:
+        return None
+    return (f"the machine was not quiet: other processes used up to {worst:.0%} of the server's CPU during a "
+            f"throughput window, so req/s and latency there are pessimistic; CPU time per request is the steadier figure")
+
+
+def markdown(report: dict) -> str:
+    meta, systems, comp = report["meta"], report["systems"], report["comparison"]
+    d, lg, ll = systems.get("direct"), systems.get("litegate"), systems.get("litellm")
+    lines = [f"# litegate benchmark — {meta['timestamp']}", "",
+             f"- scale: **{meta['scale']}**{' — ' + meta['scale_note'] if meta.get('scale_note') else ''}",
+             f"- machine: {meta['machine']}; Python {meta['python']}; litegate {meta['litegate_version']}",
+             f"- pinning: {meta['pinning']}",
+             f"- load generator: {meta['generator']}",
+             f"- LiteLLM: {comp['note']}"]
+    lines += [f"- note: {n}" for n in meta.get("notes", [])]
+    verdicts = [t["status"] for t in report["targets"]]
+    lines += ["", "## Targets", "", f"{verdicts.count('PASS')} PASS, {verdicts.count('MISS')} MISS, "
+              f"{verdicts.count('n/a')} not measured.", "", "| target | goal | measured | |", "|---|---|---|---|"]
+    lines += [f"| {t['name']} | {t['target']} | {t['shown']} | {t['status']} |" for t in report["targets"]]
+    lines += ["", "## All figures", "",
+              "Direct = load generator straight to the fake backend (OpenAI route: its /v1/chat/completions; "
+              "Ollama route: its native /api/chat). litegate : LiteLLM is `1 : k` with k = LiteLLM / litegate; "
+              "the last column says how many times better litegate's figure is (more req/s, fewer ms or MB).", "",
+              "| metric | direct | litegate | LiteLLM | litegate : LiteLLM | litegate better by |",
+              "|---|---|---|---|---|---|"]
+
+    def row(label: str, path: tuple, route: str = "") -> str:
+        a, b = _value(lg, path, route), _value(ll, path, route)
+        ratio, better = _ratio(a, b, label)
+        return f"| {label} | {_fmt(_value(d, path, route))} | {_fmt(a)} | {_fmt(b)} | {ratio} | {better} |"
+
+    lines += [row(label, path) for label, path in ROWS]
+    for r in ROUTES:
+        lines.append(f"| **{r} route** | | | | | |")
+        lines += [row(label, path, r) for label, path in ROUTE_ROWS]
+    lines.append("| **both routes** | | | | | |")
+    lines += [row(label, path) for label, path in TAIL_ROWS]
+    if meta.get("profile"):
+        lines += ["", f"Profile of litegate under this run: `{meta['profile']}` (figures inflated by the profiler)."]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict, out_dir: str) -> tuple[str, str]:
+    os.makedirs(out_dir, exist_ok=True)
+    stamp = report["meta"]["timestamp"].replace(":", "").replace("-", "")
+    md = markdown(report)
+    paths = []
+    for name in (stamp, "latest"):
+        for ext, text in (("json", json.dumps(report, indent=1, default=str)), ("md", md)):
+            path = os.path.join(out_dir, f"{name}.{ext}")
+            with open(path, "w") as f:
+                f.write(text)
+            paths.append(path)
+    return paths[0], paths[1]
