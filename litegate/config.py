@@ -50,6 +50,7 @@ class Server(_Frozen):
     log_format: str = "auto"
     reasoning_content: bool = True
     watch_config: bool = False
+    event_loop: str = "auto"
 
 
 class Timeouts(_Frozen):
