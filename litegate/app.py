@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from . import admin, api, dashboard, limits, upstream
-from .config import Config, ConfigError, ConfigHolder
+from .config import Budget, Config, ConfigError, ConfigHolder
 from .errors import GatewayError
 from .gateway import Services
 from .tools import SearchCache
@@ -87,8 +87,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     ttl = cfg.web_search.cache_ttl_s if cfg.web_search else 3600
     services = app[api.SERVICES] = Services(session=session, fetcher=fetcher, open_fetcher=open_fetcher,
                                             usage=app[USAGE], search_cache=SearchCache(ttl_s=ttl, max_entries=2048))
-    if services.usage is not None and services.usage.available:
-        await _restore_limits(services)
+    budgets = any(k.budget != Budget() for k in cfg.auth.keys)
+    if budgets and services.usage is not None and services.usage.available:
+        await _restore_limits(services)  # only budgets need history; rate windows start empty
     poller = asyncio.create_task(_poll_loaded(app, services))
     yield
     poller.cancel()
