@@ -11,15 +11,15 @@ import copy
 import functools
 import json
 import os
-import re
 import time
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 import jsonschema
 import msgspec
+
+from . import config_checks as checks
 
 
 class ConfigError(Exception):
@@ -268,10 +268,10 @@ def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | No
     problems = [(e.json_path, _redact(e)) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
     if problems:
         raise ConfigError(source, problems)
-    problems = _resolve_secrets(doc, env) + _check_references(doc)
+    problems = checks.resolve_secrets(doc, env) + checks.references(doc)
     if problems:
         raise ConfigError(source, problems)
-    _assign_ids(doc["models"])
+    checks.assign_ids(doc["models"])
     doc = {**doc, "source": source, "loaded_at": time.time()}
     doc.pop("$schema", None)
     return msgspec.convert(doc, Config)
@@ -282,152 +282,6 @@ def _redact(e: jsonschema.ValidationError) -> str:
     if isinstance(e.instance, str) and len(e.instance) > 8:
         return e.message.replace(repr(e.instance), repr(e.instance[:4] + "…"))
     return e.message
-
-
-def _resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[str, str]]:
-    problems = []
-    for i, m in enumerate(doc["models"]):
-        var = m.get("api_key_env")
-        if var:
-            if not env.get(var):
-                problems.append((f"$.models[{i}].api_key_env", f"model '{m['name']}': environment variable {var} is not set"))
-            else:
-                m["api_key"] = env[var]
-    seen: set[str] = set()
-    for i, k in enumerate(doc.get("auth", {}).get("keys", [])):
-        if k["name"] in seen:
-            problems.append((f"$.auth.keys[{i}].name", f"key name '{k['name']}' is used twice"))
-        seen.add(k["name"])
-        if ("key_env" in k) == ("key_hash" in k):
-            problems.append((f"$.auth.keys[{i}]", f"key '{k['name']}': give exactly one of key_env or key_hash"))
-        elif "key_env" in k and not env.get(k["key_env"]):
-            problems.append((f"$.auth.keys[{i}].key_env", f"key '{k['name']}': environment variable {k['key_env']} is not set"))
-        elif "key_env" in k:
-            k["secret"] = env[k["key_env"]]
-    ws = doc.get("web_search")
-    if ws:
-        if ws["provider"] == "serper" and not ws.get("api_key_env"):
-            problems.append(("$.web_search.api_key_env", "Serper needs api_key_env (the variable holding your Serper key)"))
-        if ws["provider"] == "searxng" and not ws.get("api_base"):
-            problems.append(("$.web_search.api_base", "SearXNG needs api_base (your instance, e.g. http://127.0.0.1:8888)"))
-        var = ws.get("api_key_env")
-        if var and not env.get(var):
-            problems.append(("$.web_search.api_key_env", f"web_search: environment variable {var} is not set"))
-        elif var:
-            ws["api_key"] = env[var]
-    for i, m in enumerate(doc["models"]):
-        if m.get("server_tools") and not ws and "web_search" in m["server_tools"]:
-            problems.append((f"$.models[{i}].server_tools", f"model '{m['name']}' uses web_search but there is no "
-                                                              "top-level web_search block"))
-    return problems
-
-
-def _check_references(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    names = {m["name"] for m in doc["models"]}
-    router = doc.get("router", {})
-    routes = router.get("routes", {})
-    problems = []
-    for alias, target in router.get("aliases", {}).items():
-        if target not in names and target not in routes:
-            problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' points to unknown model '{target}'"))
-        if alias in names or alias in routes:
-            problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' hides the model of the same name"))
-    for name in router.get("strategy", {}):
-        if name not in names:
-            problems.append((f"$.router.strategy.{name}", f"strategy given for unknown model '{name}'"))
-    key_names = {k["name"] for k in doc.get("auth", {}).get("keys", [])}
-    for vname, route in routes.items():
-        problems += _check_route(f"$.router.routes.{vname}", vname, route, names, key_names)
-    fallbacks = router.get("fallbacks", {})
-    for name, chain in fallbacks.items():
-        if name not in names:
-            problems.append((f"$.router.fallbacks.{name}", f"fallbacks given for unknown model '{name}'"))
-        for j, fb in enumerate(chain):
-            if fb not in names:
-                problems.append((f"$.router.fallbacks.{name}[{j}]", f"fallback to unknown model '{fb}'"))
-    problems += _fallback_cycles(fallbacks)
-    return problems
-
-
-def _check_route(path: str, vname: str, route: dict[str, Any], names: set[str],
-                 key_names: set[str]) -> list[tuple[str, str]]:
-    """A virtual model's rules must point at real models and each must be able to match."""
-    problems = []
-    if vname in names:
-        problems.append((path, f"route '{vname}' has the name of a model; pick another name"))
-    for where, target in [(f"{path}.default", route["default"])] + [
-            (f"{path}.rules[{i}].model", r["model"]) for i, r in enumerate(route["rules"])]:
-        if target not in names:
-            problems.append((where, f"route '{vname}' points to unknown model '{target}'"))
-    classifier = route.get("classifier")
-    if classifier:
-        if classifier["model"] not in names:
-            problems.append((f"{path}.classifier.model", f"classifier model '{classifier['model']}' is unknown"))
-        if classifier.get("default") and classifier["default"] not in classifier["labels"]:
-            problems.append((f"{path}.classifier.default", f"default label '{classifier['default']}' is not one of the labels"))
-    labels = set(classifier["labels"]) if classifier else set()
-    for i, rule in enumerate(route["rules"]):
-        reason = _never_matches(rule["when"], labels, key_names) or _shadowed(route["rules"][:i])
-        if reason:
-            problems.append((f"{path}.rules[{i}]", f"rule can never match: {reason}"))
-    return problems
-
-
-def _never_matches(when: dict[str, Any], labels: set[str], key_names: set[str]) -> str | None:
-    if "keywords" in when and not when["keywords"]:
-        return "keywords is empty"
-    if "keys" in when and not set(when["keys"]) & key_names:
-        return "none of its keys is in auth.keys"
-    if when.get("always") is False:
-        return "always is false"
-    if "label" in when and when["label"] not in labels:
-        return f"label '{when['label']}' is not a label of this route's classifier"
-    if when.get("min_tokens", 0) > when.get("max_tokens", float("inf")):
-        return "min_tokens is above max_tokens"
-    if "regex" in when:
-        try:
-            re.compile(when["regex"])
-        except re.error as e:
-            return f"regex does not compile: {e}"
-    return None
-
-
-def _shadowed(earlier: list[dict[str, Any]]) -> str | None:
-    for j, rule in enumerate(earlier):
-        if rule["when"] == {"always": True}:
-            return f"rule {j} before it always matches"
-    return None
-
-
-def _fallback_cycles(fallbacks: dict[str, list[str]]) -> list[tuple[str, str]]:
-    problems, done = [], set()
-
-    def visit(name: str, trail: list[str]) -> None:
-        if name in trail:
-            cycle = " -> ".join(trail[trail.index(name):] + [name])
-            problems.append((f"$.router.fallbacks.{trail[-1]}", f"fallback cycle: {cycle}"))
-            return
-        if name in done:
-            return
-        for fb in fallbacks.get(name, []):
-            visit(fb, trail + [name])
-        done.add(name)
-
-    for name in fallbacks:
-        visit(name, [])
-    return problems
-
-
-def _assign_ids(models: list[dict[str, Any]]) -> None:
-    seen: dict[str, int] = {}
-    for m in models:
-        if m.get("id"):
-            continue
-        base = f"{m['provider']}/{m['model']}"
-        if m.get("api_base"):
-            base += "@" + (urlsplit(m["api_base"]).netloc or m["api_base"])
-        n = seen[base] = seen.get(base, 0) + 1
-        m["id"] = base if n == 1 else f"{base}#{n}"
 
 
 def redacted(cfg: Config) -> dict[str, Any]:

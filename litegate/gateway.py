@@ -8,7 +8,6 @@ Everything a request learns about itself (deployment, route, usage, timings) goe
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 import time

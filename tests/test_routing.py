@@ -13,7 +13,6 @@ from litegate.targets import _backoff
 from litegate.errors import RateLimited
 from tests.conftest import base, sse_events
 from tests.fakes import ollama as fake
-from tests.fakes import openai_compat as fake_openai
 
 USER = [{"role": "user", "content": "hello"}]
 NO_POLL = {"num_retries": 0, "ollama_poll_s": 0}
