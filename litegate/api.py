@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from urllib.parse import urlsplit
 from contextlib import aclosing
@@ -41,15 +42,19 @@ _SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contr
 
 
 # ---------------------------------------------------------------- middlewares
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's own id is kept only if it is this tame
+
+
 @web.middleware
 async def context_middleware(request: web.Request, handler) -> web.StreamResponse:
-    request_id = request.headers.get("x-request-id") or "req_" + os.urandom(16).hex()
+    given = request.headers.get("x-request-id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else "req_" + os.urandom(16).hex()
     call = Call(cfg=request.app[HOLDER].current, request_id=request_id, headers=request.headers)
     request[CALL] = call
     status, error_code = 500, None
     svc = request.app[SERVICES]
     svc.metrics.in_flight += 1
-    svc.live[request_id] = call
+    svc.live[id(call)] = call  # by object: a client may reuse its own x-request-id
     try:
         resp = await handler(request)
         status = resp.status
@@ -63,7 +68,7 @@ async def context_middleware(request: web.Request, handler) -> web.StreamRespons
         raise
     finally:
         svc.metrics.in_flight -= 1
-        svc.live.pop(request_id, None)
+        svc.live.pop(id(call), None)
         if call.endpoint is not None:
             accounting.finish(svc, call, status, error_code)
         _access_log(request, call, status, error_code)

@@ -77,7 +77,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     usage: Any = None  # usage.UsageStore, or None when usage.enabled is false
     search_cache: Any = None  # tools.SearchCache
-    live: dict[str, "Call"] = field(default_factory=dict)  # request id -> Call, for the dashboard
+    live: dict[int, "Call"] = field(default_factory=dict)  # requests in flight, for the dashboard
     open_fetcher: Any = None  # unguarded session, for owners who allow private addresses
 
     def fetcher_for(self, allow_private: bool) -> Any:

@@ -90,3 +90,12 @@ async def test_access_log_has_no_prompt_completion_or_key(ollama, gateway):
     assert entry["deployment"].startswith("ollama/") and entry["duration_ms"] >= 0
     text = out.getvalue()
     assert "secret prompt" not in text and "Hello from" not in text and "sk-laptop-123" not in text
+
+
+async def test_client_request_id_kept_only_when_tame(ollama, gateway):
+    """A client's x-request-id is echoed when it is a short plain token; anything else is replaced."""
+    client = await gateway(ollama_config(ollama))
+    ok = await client.get("/v1/models", headers={"x-request-id": "abc-123.x"})
+    assert ok.headers["x-request-id"] == "abc-123.x"
+    odd = await client.get("/v1/models", headers={"x-request-id": "x" * 500})
+    assert odd.headers["x-request-id"].startswith("req_") and len(odd.headers["x-request-id"]) < 64
