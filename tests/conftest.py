@@ -29,6 +29,18 @@ async def ollama(aiohttp_server) -> TestServer:
 
 
 @pytest.fixture
+def loading_ollama(aiohttp_server) -> Callable[[float], Awaitable[TestServer]]:
+    """A fake Ollama that takes `delay` seconds before any byte of a "loading" model's answer."""
+
+    async def make(delay: float) -> TestServer:
+        app = fake_ollama.make_app()
+        app[fake_ollama.LOAD_DELAY] = delay
+        return await aiohttp_server(app)
+
+    return make
+
+
+@pytest.fixture
 async def oai(aiohttp_server) -> TestServer:
     return await aiohttp_server(fake_openai.make_app(api_key="sk-backend"))
 

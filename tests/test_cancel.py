@@ -54,16 +54,9 @@ async def test_disconnect_cancels_openai_stream(oai, gateway):
     await wait_for(lambda: oai.app[fake_openai.CANCELLED] == ["slow"])
 
 
-@pytest.fixture
-async def loading_ollama(aiohttp_server):
-    app = fake_ollama.make_app()
-    app[fake_ollama.LOAD_DELAY] = 30.0
-    return await aiohttp_server(app)
-
-
 async def test_disconnect_while_model_loads(loading_ollama, gateway):
     """A client that leaves during the keep-alive phase (model loading) cancels the pending backend request."""
-    ollama = loading_ollama
+    ollama = await loading_ollama(30.0)
     client = await gateway(ollama_config(ollama, server={"sse_keepalive_s": 0.05}))
     async with aiohttp.ClientSession() as session:
         resp = await session.post(client.make_url("/v1/chat/completions"),

@@ -266,16 +266,9 @@ async def test_missing_prompt_count_is_zero(ollama, gateway):
     assert body["usage"]["prompt_tokens"] == 0 and body["usage"]["completion_tokens"] == 3
 
 
-@pytest.fixture
-async def loading_ollama(aiohttp_server):
-    app = fake.make_app()
-    app[fake.LOAD_DELAY] = 0.35
-    return await aiohttp_server(app)
-
-
 async def test_keepalive_comments_while_model_loads(loading_ollama, gateway):
     """While Ollama loads a model (no bytes yet), the client gets SSE keep-alive comments, then the answer."""
-    ollama = loading_ollama
+    ollama = await loading_ollama(0.35)
     client = await gateway(ollama_config(ollama, server={"sse_keepalive_s": 0.1}))
     resp = await client.post("/v1/chat/completions", json={"model": "loading", "messages": USER, "stream": True})
     assert resp.status == 200

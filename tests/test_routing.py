@@ -62,11 +62,9 @@ async def test_least_busy_avoids_the_busy_deployment(ollama, mac2, gateway):
     await second.read()
 
 
-async def test_latency_prefers_the_faster_deployment(aiohttp_server, mac2, gateway):
+async def test_latency_prefers_the_faster_deployment(loading_ollama, mac2, gateway):
     """latency: once both are measured, requests go to the deployment with the lower p50."""
-    slow_app = fake.make_app()
-    slow_app[fake.LOAD_DELAY] = 0.15
-    slow = await aiohttp_server(slow_app)
+    slow = await loading_ollama(0.15)
     client = await gateway({"models": [dep(slow, "loading"), dep(mac2, "loading")],
                             "router": {**NO_POLL, "strategy": {"m": "latency"}}})
     for _ in range(8):
