@@ -61,11 +61,12 @@ async def _inline_part(svc: Services, call: Call, part: ContentPart, where: str)
     if url not in call.images:
         images = call.cfg.images
         try:
-            mime, body = await call.waiting(upstream.fetch(
+            content_type, body = await call.waiting(upstream.fetch(
                 svc.fetcher_for(images.allow_private), url, max_bytes=int(images.max_mb * (1 << 20)), timeout_s=images.timeout_s,
                 allow_private=images.allow_private))
         except upstream.FetchRefused as e:
             raise BadRequest(f"{where}: cannot fetch image {url!r}: {e}", param=where) from None
+        mime, _ = upstream.media_type(content_type)
         if not mime.startswith("image/"):
             raise BadRequest(f"{where}: {url!r} is not an image (content type {mime or 'unknown'})", param=where)
         call.images[url] = f"data:{mime};base64,{base64.b64encode(body).decode()}"

@@ -183,7 +183,7 @@ def fetch_session(allow_private: bool) -> aiohttp.ClientSession:
 
 async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, timeout_s: float,
                 allow_private: bool, max_redirects: int = 3) -> tuple[str, bytes]:
-    """GET an http(s) URL for a client: (content type, body), or FetchRefused with a reason."""
+    """GET an http(s) URL for a client: (Content-Type header as sent, body), or FetchRefused with a reason."""
     for _ in range(max_redirects + 1):
         try:
             parts = urlsplit(url)
@@ -206,7 +206,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, tim
                 body = await _read_capped(resp, max_bytes)
                 if len(body) > max_bytes:
                     raise FetchRefused(f"larger than {_size(max_bytes)}")
-                return resp.headers.get("content-type", "").split(";")[0].strip(), body
+                return resp.headers.get("content-type", ""), body
         except (asyncio.TimeoutError, TimeoutError):
             raise FetchRefused(f"no answer within {timeout_s}s") from None
         except aiohttp.ClientConnectorError as e:
@@ -214,6 +214,17 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, tim
         except aiohttp.ClientError as e:
             raise FetchRefused(f"fetch failed: {type(e).__name__}") from None
     raise FetchRefused("too many redirects")
+
+
+def media_type(content_type: str) -> tuple[str, str | None]:
+    """'text/html; charset=koi8-r' -> ('text/html', 'koi8-r')."""
+    mime, _, params = content_type.partition(";")
+    charset = None
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    return mime.strip().lower(), charset
 
 
 def _size(n: int) -> str:

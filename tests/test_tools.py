@@ -578,3 +578,16 @@ def test_tools_stay_io_adapters():
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not any(n.startswith("aiohttp.web") for n in names), path
         assert len(path.read_text().splitlines()) <= 400, path
+
+
+async def test_fetch_honours_charset_in_content_type_header(aiohttp_server, open_session):
+    """A page that declares its charset only in the Content-Type header is decoded with it."""
+    async def page(request):
+        body = "<html><body><p>Привет, мир</p></body></html>".encode("koi8-r")
+        return web.Response(body=body, headers={"content-type": "text/html; charset=koi8-r"})
+
+    app = web.Application()
+    app.router.add_get("/ru", page)
+    server = await aiohttp_server(app)
+    _, text = await get(open_session, str(server.make_url("/ru")))
+    assert "Привет, мир" in text

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 
 import aiohttp
 
-from ..upstream import FetchRefused, fetch
+from ..upstream import FetchRefused, fetch, media_type
 from .errors import ToolError
 from .render import clip, render_page
 
@@ -222,9 +222,10 @@ async def fetch_url(session: aiohttp.ClientSession, url: str, *, max_bytes: int,
         raise ToolError(f"cannot fetch this URL: {e}", code="refused", retryable="no answer within" in str(e)) from None
     except ValueError:
         raise ToolError("not a valid URL", code="bad_request") from None
-    kind = _kind(content_type.lower(), body)
+    mime, charset = media_type(content_type)
+    kind = _kind(mime, body)
     if kind == "html":
-        title, text = await html_to_text_async(decode(body, sniff_meta=True), max_chars)
+        title, text = await html_to_text_async(decode(body, charset, sniff_meta=True), max_chars)
     else:
-        title, text = "", decode(body).strip()
+        title, text = "", decode(body, charset).strip()
     return title, clip(text, max_chars)
