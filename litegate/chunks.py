@@ -53,7 +53,7 @@ class ChunkWriter:
     """Feeds StreamEvents, returns SSE bytes. `finish()` closes the stream correctly."""
 
     __slots__ = ("id", "created", "model", "include_usage", "reasoning", "role_sent", "saw_tool",
-                 "finish_reason", "usage", "content_parts", "tool_calls", "reasoning_parts")
+                 "finish_reason", "usage")
 
     def __init__(self, model: str, *, include_usage: bool, reasoning: bool = True, id: str | None = None) -> None:
         self.id = id or completion_id()
@@ -65,10 +65,6 @@ class ChunkWriter:
         self.saw_tool = False
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
-        # What the client has received, for usage accounting and the tool loop.
-        self.content_parts: list[str] = []
-        self.reasoning_parts: list[str] = []
-        self.tool_calls: dict[int, list[str]] = {}
 
     new_id = staticmethod(completion_id)
 
@@ -91,13 +87,11 @@ class ChunkWriter:
         out: list[bytes] = []
         if type(ev) is TextDelta:
             if ev.text:
-                self.content_parts.append(ev.text)
                 out.append(self._chunk(self._role(out, Delta(content=ev.text))))
         elif type(ev) is ToolCallDelta:
             out.append(self._chunk(self._role(out, Delta(tool_calls=[self._tool_delta(ev)]))))
         elif type(ev) is ReasoningDelta:
             if ev.text and self.reasoning:
-                self.reasoning_parts.append(ev.text)
                 out.append(self._chunk(self._role(out, Delta(reasoning_content=ev.text))))
         elif type(ev) is Finish:
             if ev.reason:
@@ -113,7 +107,6 @@ class ChunkWriter:
 
     def _tool_delta(self, ev: ToolCallDelta) -> DeltaToolCall:
         self.saw_tool = True
-        self.tool_calls.setdefault(ev.index, []).append(ev.arguments)
         if ev.id is not None or ev.name is not None:
             return DeltaToolCall(ev.index, DeltaFunction(name=ev.name or "", arguments=ev.arguments),
                                  id=ev.id or UNSET, type="function")
