@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 
 from . import auth
-from .api import CALL, HOLDER, PRINCIPAL, SERVICES
+from .api import CALL, HOLDER, PRINCIPAL, SERVICES, backends_body
 from .config import redacted
 from .errors import BadRequest
 from .gateway import Call
@@ -98,8 +98,7 @@ async def live(request: web.Request) -> web.Response:
 
 async def backends(request: web.Request) -> web.Response:
     call = _admin(request)
-    b = request.app[SERVICES].backends
-    return _json({"deployments": b.report(call.cfg), "loaded_models": b.loaded_models})
+    return _json(backends_body(request.app[SERVICES], call.cfg))
 
 
 async def config(request: web.Request) -> web.Response:

@@ -319,21 +319,29 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"x-request-id": request[CALL].request_id})
 
 
+def _admin_key(request: web.Request, call: Call) -> None:
+    """For the public paths that still need an admin when keys are configured."""
+    auth.require_admin(auth.authenticate(call.cfg, request.headers.get("authorization"),
+                                         request.headers.get("x-api-key")))
+
+
+def backends_body(svc: Services, cfg: Config) -> dict[str, Any]:
+    """Each deployment's state and what each Ollama has loaded (/health/backends, /admin/backends)."""
+    return {"deployments": svc.backends.report(cfg), "loaded_models": svc.backends.loaded_models}
+
+
 async def health_backends(request: web.Request) -> web.Response:
     """Each deployment's state, and what each Ollama has loaded (admin only when keys are set)."""
     call: Call = request[CALL]
-    principal = auth.authenticate(call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"))
-    auth.require_admin(principal)
-    backends = request.app[SERVICES].backends
-    body = {"deployments": backends.report(call.cfg), "loaded_models": backends.loaded_models}
-    return web.json_response(body, headers={"x-request-id": call.request_id})
+    _admin_key(request, call)
+    return web.json_response(backends_body(request.app[SERVICES], call.cfg),
+                             headers={"x-request-id": call.request_id})
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; an admin key is needed when keys are configured."""
     call: Call = request[CALL]
-    auth.require_admin(auth.authenticate(call.cfg, request.headers.get("authorization"),
-                                         request.headers.get("x-api-key")))
+    _admin_key(request, call)
     svc = request.app[SERVICES]
     gauges = []
     for d in svc.backends.report(call.cfg):
