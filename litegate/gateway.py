@@ -155,7 +155,16 @@ def _model_events(svc: Services, call: Call, name: str, route: str, req: ChatReq
 
 async def _chat_events(svc: Services, call: Call, req: ChatRequest,
                        planned: tuple[str, str] | None = None) -> AsyncIterator[Any]:
-    """Every event of the answer: one model call, or the server-side tool loop when tools are on."""
+    """Every event of the answer; provider state riding on tool calls is remembered on the way."""
+    async for ev in _answer_events(svc, call, req, planned):
+        if type(ev) is ToolCallDelta and ev.extra and ev.id:
+            _remember(svc, ev.id, ev.extra)
+        yield ev
+
+
+async def _answer_events(svc: Services, call: Call, req: ChatRequest,
+                         planned: tuple[str, str] | None) -> AsyncIterator[Any]:
+    """One model call, or the server-side tool loop when tools are on."""
     vroute = call.cfg.router.routes.get(call.cfg.resolve_name(req.model))
     if planned is not None:
         name, route = planned
@@ -210,8 +219,6 @@ async def chat_stream(svc: Services, call: Call, req: ChatRequest) -> AsyncItera
             if ev is KEEPALIVE:
                 yield KEEPALIVE
                 continue
-            if type(ev) is ToolCallDelta and ev.extra and ev.id:
-                _remember(svc, ev.id, ev.extra)
             for out in writer.feed(ev):
                 yield out
         for out in writer.finish():
@@ -225,8 +232,6 @@ async def _chat_looped(svc: Services, call: Call, req: ChatRequest, planned: tup
     agg = Aggregator(reasoning=call.cfg.server.reasoning_content)
     async for ev in _chat_events(svc, call, req, planned):
         if ev is not KEEPALIVE:
-            if type(ev) is ToolCallDelta and ev.extra and ev.id:
-                _remember(svc, ev.id, ev.extra)
             agg.feed(ev)
     result = agg.result(req.model)
     call.usage = result.usage if result.usage is not UNSET else None
