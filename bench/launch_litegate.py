@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    from litegate.cli import main as litegate_main
+    from litegate.service.cli import main as litegate_main
 
     if not a.cprofile:
         return litegate_main(rest)

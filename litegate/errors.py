@@ -66,6 +66,20 @@ class GatewayError(Exception):
         return {"retry-after": str(max(0, int(self.retry_after + 0.999)))}
 
 
+class SeeOther(GatewayError):
+    """Not a failure of the request but a redirect: a browser without a session goes to sign in."""
+
+    status = 303
+    type = "see_other"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"see {location}")
+        self.location = location
+
+    def headers(self) -> dict[str, str]:
+        return {"location": self.location, "cache-control": "no-store"}
+
+
 class BadRequest(GatewayError):
     status = 400
     type = "invalid_request_error"

@@ -18,9 +18,9 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from .config import Timeouts
-from .errors import GatewayError, StreamInterrupted, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from .providers import UpstreamRequest
+from litegate.config import Timeouts
+from litegate.errors import GatewayError, StreamInterrupted, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from litegate.providers import UpstreamRequest
 
 ParseError = Callable[[int, bytes, Mapping[str, str]], GatewayError]
 _MAX_ERROR_BODY = 1 << 20

@@ -339,7 +339,24 @@ class Citations(msgspec.Struct, tag=True):
     annotations: list[Annotation]
 
 
-StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish, UsageEvent, Started, Citations]
+class ServerToolCall(msgspec.Struct, tag=True):
+    """litegate is running a server-side tool the model called (e.g. web_search); faces that can
+    show it (Anthropic server_tool_use, Responses web_search_call) do, the others ignore it."""
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+class ServerToolResult(msgspec.Struct, tag=True):
+    """What a server-side tool call returned: `results` as {url, title, snippet}, or an error."""
+    id: str
+    name: str
+    results: list[dict[str, str]] = []
+    error: str | None = None
+
+
+StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish, UsageEvent, Started, Citations,
+                    ServerToolCall, ServerToolResult]
 
 
 # ---------------------------------------------------------------- other endpoints
@@ -359,6 +376,12 @@ class Embedding(msgspec.Struct):
     index: int
     embedding: Union[list[float], str]
     object: str = "embedding"
+
+
+class Vectors(msgspec.Struct):
+    """Embeddings as the backend returned them, before a face encodes them (float or base64)."""
+    vectors: list[list[float]]
+    prompt_tokens: int = 0
 
 
 class EmbeddingUsage(msgspec.Struct):

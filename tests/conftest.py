@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from litegate.app import create_app
+from litegate.http.app import create_app
 from litegate.config import ConfigHolder, from_dict
 from tests.fakes import ollama as fake_ollama
 from tests.fakes import openai_compat as fake_openai

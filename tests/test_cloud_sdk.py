@@ -9,7 +9,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from litegate.app import create_app
+from litegate.http.app import create_app
 from litegate.config import ConfigHolder, from_dict
 from tests.conftest import ollama_config
 from tests.fakes import anthropic as fake_anthropic

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 import pytest
 from aiohttp.test_utils import TestClient
 
-from litegate import admin, api, sessions
-from litegate.app import create_app
+from litegate.http import admin, appkeys, sessions
+from litegate.http.app import create_app
 from litegate.config import ConfigHolder, from_dict
 from tests.conftest import ollama_config
 
@@ -29,15 +29,14 @@ def keys() -> dict:
                               {"name": "laptop", "key_env": "K_LAPTOP"}]}}
 
 
-class Reloads:
-    """Stands in for the daemon's reloader (create_app leaves admin.RELOAD to daemon.py)."""
+class CountingHolder(ConfigHolder):
+    """The real holder, counting the reloads that reach it."""
 
-    def __init__(self) -> None:
-        self.calls = 0
+    calls = 0
 
-    async def __call__(self) -> tuple[bool, str | None]:
+    def reload(self):
         self.calls += 1
-        return True, None
+        return super().reload()
 
 
 @pytest.fixture
@@ -48,11 +47,9 @@ def dash(aiohttp_client, tmp_path):
         path = tmp_path / "litegate.json"
         path.write_text(json.dumps({**doc, "usage": {"path": str(tmp_path / "usage")}}))
         cfg = from_dict(json.loads(path.read_text()), source=str(path), env=env if env is not None else ENV)
-        holder = ConfigHolder(str(path), cfg)
-        app = create_app(holder)
-        reloads = app[admin.RELOAD] = Reloads()
-        client: TestClient = await aiohttp_client(app)
-        return client, reloads, holder
+        holder = CountingHolder(str(path), cfg, env=env if env is not None else ENV)
+        client: TestClient = await aiohttp_client(create_app(holder))
+        return client, holder, holder
 
     return make
 
@@ -219,13 +216,12 @@ async def test_session_expires_after_twelve_hours(ollama, dash):
 
 async def test_revoking_or_rotating_the_key_ends_its_sessions(ollama, dash, monkeypatch, tmp_path):
     """A reload that revokes the admin key, or gives it a new secret, ends the sessions it opened."""
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
+    env = dict(ENV)
     doc = ollama_config(ollama, **keys())
-    client, _, holder = await dash(doc)
+    client, _, holder = await dash(doc, env)
     await sign_in(client)
     assert (await client.get("/admin/config")).status == 200
-    monkeypatch.setenv("K_ADMIN", "sk-admin-rotated")
+    env["K_ADMIN"] = "sk-admin-rotated"  # the holder reads this mapping on reload
     holder.reload()
     assert (await client.get("/admin/config")).status == 401
     assert (await sign_in(client, "sk-admin-rotated")).status == 303
@@ -324,7 +320,7 @@ async def test_key_models_breakdown_matches_usage(ollama, dash):
                                                           ("sk-ops", "crash")]:
         await (await client.post("/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
                                  json={"model": model, "messages": USER})).read()
-    await client.server.app[api.SERVICES].usage.flush()
+    await client.server.app[appkeys.SERVICES].usage.flush()
     await sign_in(client)
     body = await (await client.get("/ui/api/key-models?since=7d")).json()
     laptop = next(k for k in body["keys"] if k["key"] == "laptop")
@@ -338,3 +334,15 @@ async def test_key_models_breakdown_matches_usage(ollama, dash):
         assert k["requests"] == row["requests"] and k["tokens"] == row["prompt_tokens"] + row["completion_tokens"]
     bad = await client.get("/ui/api/key-models?since=1y")
     assert bad.status == 400 and (await bad.json())["error"]["param"] == "since"
+
+
+async def test_a_failed_reload_is_an_error_and_keeps_the_old_config(ollama, dash, tmp_path):
+    """POST /admin/reload with a broken file answers 400 naming the fault (not 200 {"ok": false}), and the
+    running config is the old one."""
+    client, holder, _ = await dash(ollama_config(ollama))
+    before = holder.current
+    (tmp_path / "litegate.json").write_text('{"models": [{"name": "x"}]}')
+    resp = await client.post("/admin/reload")
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["code"] == "invalid_config"
+    assert "$.models[0]" in body["error"]["message"] and holder.current is before

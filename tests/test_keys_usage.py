@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from litegate import api, auth
+from litegate.core import auth
+from litegate.http import appkeys
 from litegate.config import from_dict
 from tests.conftest import ollama_config
 from tests.fakes import ollama as fake
@@ -161,7 +162,7 @@ async def test_metrics_prometheus_text(ollama, gateway):
     await chat(client, "sk-laptop", stream=True)
     assert (await client.get("/metrics", headers=bearer("sk-laptop"))).status == 403
     text = await (await client.get("/metrics", headers=bearer("sk-admin"))).text()
-    assert 'litegate_requests_total{model="llama",deployment="' in text and 'key="laptop",status="200"} 2' in text
+    assert 'litegate_requests_total{model="llama",deployment="' in text and 'key="laptop",status="200",face="openai"} 2' in text
     assert 'litegate_tokens_total{model="llama",key="laptop",type="completion"} 6' in text
     assert 'litegate_time_to_first_token_seconds_count{model="llama"} 1' in text
     assert "# TYPE litegate_request_duration_seconds histogram" in text
@@ -174,7 +175,7 @@ async def test_admin_api(ollama, gateway):
     await chat(client, "sk-friend")
     await chat(client, "sk-laptop", model="crash")
     assert (await client.get("/admin/usage", headers=bearer("sk-friend"))).status == 403
-    services = client.server.app[api.SERVICES]
+    services = client.server.app[appkeys.SERVICES]
     await services.usage.flush()
     by_key = await (await client.get("/admin/usage?since=1h&group_by=key", headers=bearer("sk-admin"))).json()
     totals = {r["group"]: r for r in by_key["rows"]}

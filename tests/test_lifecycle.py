@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from litegate.envfile import EnvFile, EnvFileError, read_env_file
+from litegate.config.envfile import EnvFileError, environment, read_env_file
 from tests.conftest import base, sse_events
 from tests.fakes import ollama as fake_ollama
 from tests.fakes import openai_compat as fake_openai
@@ -472,18 +472,18 @@ def test_env_file_faults_name_the_line_not_the_value(tmp_path, text, mode, expec
     assert expect in str(err.value) and "SECRET" not in str(err.value)
 
 
-def test_env_file_reapply_drops_removed_keys(tmp_path, monkeypatch):
-    """Re-applying the env file (as a reload does) updates values and removes keys no longer in it."""
+def test_env_file_is_read_anew_and_never_written_to_the_process(tmp_path, monkeypatch):
+    """Each read of the env file (as a reload does) sees it as it is now: changed values change, removed
+    keys are gone, and nothing is written into os.environ."""
     monkeypatch.delenv("LITEGATE_T1", raising=False)
     monkeypatch.delenv("LITEGATE_T2", raising=False)
     path = secret_file(tmp_path, "LITEGATE_T1=a\nLITEGATE_T2=b\n")
-    env = EnvFile(str(path))
-    env.apply()
-    assert (os.environ["LITEGATE_T1"], os.environ["LITEGATE_T2"]) == ("a", "b")
+    env = environment(str(path), {"BASE": "x"})
+    assert (env["LITEGATE_T1"], env["LITEGATE_T2"], env["BASE"]) == ("a", "b", "x")
     path.write_text("LITEGATE_T1=c\n")
-    env.apply()
-    assert os.environ["LITEGATE_T1"] == "c" and "LITEGATE_T2" not in os.environ
-    monkeypatch.delenv("LITEGATE_T1")
+    env = environment(str(path), {"BASE": "x"})
+    assert env["LITEGATE_T1"] == "c" and "LITEGATE_T2" not in env
+    assert "LITEGATE_T1" not in os.environ and "LITEGATE_T2" not in os.environ
 
 
 async def test_env_file_supplies_secrets_and_reload_rotates_them(aiohttp_server, tmp_path, litegate):

@@ -29,7 +29,8 @@ from msgspec import UNSET
 from multidict import CIMultiDict
 
 from litegate import upstream
-from litegate.chunks import Aggregator, ChunkWriter
+from litegate.core.events import Aggregator
+from litegate.surfaces.openai import ChunkWriter
 from litegate.config import Deployment
 from litegate.errors import BadRequest, GatewayError
 from litegate.providers import PROVIDERS, Provider, UpstreamRequest, Vectors

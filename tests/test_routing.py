@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from litegate import api
+from litegate.http import appkeys
 from litegate.config import from_dict
-from litegate.targets import _backoff
+from litegate.core.attempts import _backoff
 from litegate.errors import RateLimited
 from tests.conftest import base, sse_events
 from tests.fakes import ollama as fake
@@ -78,8 +78,8 @@ async def test_max_parallel_queues_then_429(ollama, gateway):
     running = await client.post("/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True})
     await running.content.readuntil(b"\n\n")
     queued = asyncio.ensure_future(ask(client, stream=True))
-    backends = client.server.app[api.SERVICES].backends
-    while not backends.queued(client.server.app[api.HOLDER].current.models[0].id):
+    backends = client.server.app[appkeys.SERVICES].backends
+    while not backends.queued(client.server.app[appkeys.HOLDER].current.models[0].id):
         await asyncio.sleep(0.005)
     refused = await ask(client)
     assert refused.status == 429 and refused.headers["retry-after"] == "1"
@@ -96,7 +96,7 @@ async def test_cooldown_after_failures_and_recovery(aiohttp_server, mac2, gatewa
     client = await gateway({"models": [dep(broken, "crash", weight=1), dep(mac2, "llama3.1:8b", weight=1e-9)],
                             "router": {"num_retries": 1, "retry_backoff_s": 0, "ollama_poll_s": 0,
                                        "cooldown": {"failures": 2, "cooldown_s": 60}}})
-    backends = client.server.app[api.SERVICES].backends
+    backends = client.server.app[appkeys.SERVICES].backends
     now = [1000.0]
     backends.clock = lambda: now[0]
     for _ in range(2):
@@ -164,8 +164,8 @@ async def test_prefers_loaded_model(ollama, mac2, gateway):
     """An Ollama deployment whose model is loaded (/api/ps) is preferred over one that needs a cold load."""
     client = await gateway({"models": [dep(ollama, "qwen3:8b", weight=1), dep(mac2, "llama3.1:8b", weight=1e-9)],
                             "router": NO_POLL})
-    services = client.server.app[api.SERVICES]
-    await services.backends.poll_loaded(services.session, client.server.app[api.HOLDER].current)
+    services = client.server.app[appkeys.SERVICES]
+    await services.backends.poll_loaded(services.session, client.server.app[appkeys.HOLDER].current)
     for _ in range(5):
         await ask(client)
     assert chats(ollama) == [] and len(chats(mac2)) == 5

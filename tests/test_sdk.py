@@ -8,7 +8,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from litegate.app import create_app
+from litegate.http.app import create_app
 from litegate.config import ConfigHolder, from_dict
 from tests.conftest import ollama_config
 from tests.fakes import ollama as fake_ollama

@@ -536,9 +536,9 @@ def test_cache_hits_within_ttl_and_misses_after():
     """A stored search is returned until ttl_s passes; the key ignores case and spacing but not the
     backend or num."""
     clock = Clock()
-    cache = SearchCache(60, 10, clock=clock)
+    cache = SearchCache(10, clock=clock)
     results = [SearchResult("t", "u", "s")]
-    cache.put("serper", "Ollama  Tools", 5, results)
+    cache.put("serper", "Ollama  Tools", 5, results, ttl_s=60)
     assert cache.get("serper", " ollama tools ", 5) == results
     assert cache.get("searxng", "ollama tools", 5) is None and cache.get("serper", "ollama tools", 3) is None
     clock.now += 60
@@ -547,21 +547,21 @@ def test_cache_hits_within_ttl_and_misses_after():
 
 def test_cache_evicts_least_recently_used():
     """Beyond max_entries the least recently used entry goes."""
-    cache = SearchCache(60, 2, clock=Clock())
-    cache.put("b", "one", 1, [])
-    cache.put("b", "two", 1, [])
+    cache = SearchCache(2, clock=Clock())
+    cache.put("b", "one", 1, [], ttl_s=60)
+    cache.put("b", "two", 1, [], ttl_s=60)
     assert cache.get("b", "one", 1) == []
-    cache.put("b", "three", 1, [])
+    cache.put("b", "three", 1, [], ttl_s=60)
     assert cache.get("b", "two", 1) is None and cache.get("b", "one", 1) == [] and len(cache) == 2
 
 
 def test_cache_disabled_and_copies():
     """ttl_s <= 0 stores nothing; a hit is a copy, so callers cannot change what is cached."""
-    off = SearchCache(0, 10)
-    off.put("b", "q", 1, [SearchResult("t", "u", "s")])
+    off = SearchCache(10)
+    off.put("b", "q", 1, [SearchResult("t", "u", "s")], ttl_s=0)
     assert off.get("b", "q", 1) is None
-    cache = SearchCache(60, 10)
-    cache.put("b", "q", 1, [SearchResult("t", "u", "s")])
+    cache = SearchCache(10)
+    cache.put("b", "q", 1, [SearchResult("t", "u", "s")], ttl_s=60)
     cache.get("b", "q", 1).clear()
     assert cache.get("b", "q", 1) == [SearchResult("t", "u", "s")]
 

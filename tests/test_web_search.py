@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 
-from litegate import api
-from litegate.app import create_app
+from litegate.http import appkeys
+from litegate.http.app import create_app
 from litegate.config import ConfigHolder, from_dict
 from tests.conftest import base, sse_events
 from tests.fakes import ollama as fake
@@ -107,7 +107,7 @@ async def test_stream_is_well_formed_and_counts_searches(ollama, serper, gateway
     assert sum("role" in c["choices"][0]["delta"] for c in chunks) == 1
     assert any("annotations" in c["choices"][0]["delta"] for c in chunks)
     assert b"web_search" not in json.dumps(chunks).encode()
-    svc = client.server.app[api.SERVICES]
+    svc = client.server.app[appkeys.SERVICES]
     await svc.usage.flush()
     rows = await svc.usage.recent_errors(10)
     assert rows == []

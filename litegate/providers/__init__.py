@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import anthropic, gemini, ollama, openai
-from .base import Provider, UpstreamRequest, Vectors
+from litegate.providers import anthropic
+from litegate.providers import gemini
+from litegate.providers import ollama
+from litegate.providers import openai
+from litegate.providers.base import Provider, UpstreamRequest, Vectors
 
 PROVIDERS: MappingProxyType[str, Provider] = MappingProxyType({
     "ollama": ollama.PROVIDER,

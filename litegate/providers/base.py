@@ -15,15 +15,16 @@ from typing import Any, Literal
 
 import orjson
 
-from ..config import Deployment
-from ..errors import GatewayError
-from ..wire import (
+from litegate.config import Deployment
+from litegate.errors import GatewayError
+from litegate.wire import (
     ChatCompletion,
     ChatRequest,
     CompletionRequest,
     EmbeddingsRequest,
     StreamEvent,
     TextCompletion,
+    Vectors,
 )
 
 Framing = Literal["sse", "ndjson"]
@@ -35,14 +36,6 @@ class UpstreamRequest:
     url: str
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Vectors:
-    """Embeddings as the backend returned them, before OpenAI encoding (float or base64)."""
-
-    vectors: list[list[float]]
-    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import BadRequest
-from ..wire import ContentPart, Content, ImageURL, Message
+from litegate.errors import BadRequest
+from litegate.wire import ContentPart, Content, ImageURL, Message
 
 
 def text_of(content: Content, sep: str = "\n") -> str:

@@ -13,15 +13,15 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..config import Deployment
-from ..errors import BadRequest, GatewayError, StreamInterrupted, UpstreamError, from_backend_status
-from ..wire import (
+from litegate.config import Deployment
+from litegate.errors import BadRequest, GatewayError, StreamInterrupted, UpstreamError, from_backend_status
+from litegate.wire import (
     ChatCompletion, ChatRequest, Choice, CompletionChoice, CompletionRequest, EmbeddingsRequest,
     Finish, OutFunction, OutMessage, OutToolCall, ReasoningDelta, StreamEvent, TextCompletion,
     TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
-from .base import Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id
-from .messages import dumps_args, image_url_of, parse_data_uri, text_of, tool_arguments, tool_name_for
+from litegate.providers.base import Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id
+from litegate.providers.messages import dumps_args, image_url_of, parse_data_uri, text_of, tool_arguments, tool_name_for
 
 DEFAULT_API_BASE = "http://127.0.0.1:11434"
 _JSON = {"content-type": "application/json"}

@@ -15,15 +15,15 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..config import Deployment
-from ..errors import BadRequest, GatewayError, StreamInterrupted, UpstreamError, from_backend_status
-from ..wire import (
+from litegate.config import Deployment
+from litegate.errors import BadRequest, GatewayError, StreamInterrupted, UpstreamError, from_backend_status
+from litegate.wire import (
     ChatCompletion, ChatRequest, Choice, CompletionChoice, CompletionRequest, EmbeddingsRequest,
     Finish, OutFunction, OutMessage, OutToolCall, PromptTokensDetails, CompletionTokensDetails,
     ReasoningDelta, StreamEvent, TextCompletion, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
-from .base import Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id, retry_after
-from .messages import tool_name_for
+from litegate.providers.base import Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id, retry_after
+from litegate.providers.messages import tool_name_for
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 

@@ -20,8 +20,8 @@ from typing import Protocol
 
 import msgspec
 
-from ..errors import BadRequest, GatewayError
-from ..wire import StreamEvent, Usage
+from litegate.errors import BadRequest, GatewayError
+from litegate.wire import StreamEvent, Usage
 
 
 class StreamWriter(Protocol):

@@ -6,11 +6,11 @@ ToolError whose message the tool loop hands to the model as the tool's result. W
 reads is rendered by render_results / render_page: web text between markers it cannot forge.
 """
 
-from .cache import SearchCache
-from .errors import ToolError
-from .fetch_page import fetch_url
-from .render import render_page, render_results
-from .search import SearchResult, searxng_search, serper_search
+from litegate.tools.cache import SearchCache
+from litegate.tools.errors import ToolError
+from litegate.tools.fetch_page import fetch_url
+from litegate.tools.render import render_page, render_results
+from litegate.tools.search import SearchResult, searxng_search, serper_search
 
 __all__ = ["SearchCache", "SearchResult", "ToolError", "fetch_url", "render_page", "render_results",
            "searxng_search", "serper_search"]

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from .search import SearchResult
+from litegate.tools.search import SearchResult
 
 Key = tuple[str, str, int]
 
@@ -24,11 +24,10 @@ def normalise(query: str) -> str:
 
 
 class SearchCache:
-    """TTL + LRU: an entry lives ttl_s seconds; beyond max_entries the least recently used goes.
-    ttl_s <= 0 or max_entries <= 0 turns the cache off."""
+    """TTL + LRU: an entry lives the ttl_s it was put with; beyond max_entries the least recently
+    used goes. A ttl_s <= 0 stores nothing; max_entries <= 0 turns the cache off."""
 
-    def __init__(self, ttl_s: float, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s = ttl_s
+    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
         self._clock = clock
         self._items: OrderedDict[Key, tuple[float, tuple[SearchResult, ...]]] = OrderedDict()
@@ -48,11 +47,11 @@ class SearchCache:
         self._items.move_to_end(k)
         return list(hit[1])
 
-    def put(self, backend: str, query: str, num: int, results: Sequence[SearchResult]) -> None:
-        if self.ttl_s <= 0 or self.max_entries <= 0:
+    def put(self, backend: str, query: str, num: int, results: Sequence[SearchResult], *, ttl_s: float) -> None:
+        if ttl_s <= 0 or self.max_entries <= 0:
             return
         k = self.key(backend, query, num)
-        self._items[k] = (self._clock() + self.ttl_s, tuple(results))
+        self._items[k] = (self._clock() + ttl_s, tuple(results))
         self._items.move_to_end(k)
         self._evict()
 

@@ -18,9 +18,9 @@ from html.parser import HTMLParser
 
 import aiohttp
 
-from ..upstream import FetchRefused, fetch, media_type
-from .errors import ToolError
-from .render import clip, render_page
+from litegate.upstream import FetchRefused, fetch, media_type
+from litegate.tools.errors import ToolError
+from litegate.tools.render import clip, render_page
 
 __all__ = ["fetch_url", "html_to_text", "html_to_text_async", "render_page"]
 

@@ -21,15 +21,16 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..errors import GatewayError
-from ..providers.messages import text_of
-from ..wire import (
-    Annotation, ChatRequest, Citations, Finish, FunctionCall, Message, ReasoningDelta, Started,
-    StreamEvent, TextDelta, Tool, ToolCall, ToolCallDelta, UrlCitation, Usage, UsageEvent,
+from litegate.core.events import ToolCallParts, ToolCalls
+from litegate.errors import GatewayError
+from litegate.providers.messages import text_of
+from litegate.wire import (
+    Annotation, ChatRequest, Citations, Finish, FunctionCall, Message, ReasoningDelta, ServerToolCall,
+    ServerToolResult, Started, StreamEvent, TextDelta, Tool, ToolCall, ToolCallDelta, UrlCitation, Usage, UsageEvent,
 )
-from .run import DEFINITIONS, Kit, Outcome, execute
+from litegate.tools.run import DEFINITIONS, Kit, Outcome, execute
 
-CallModel = Callable[[ChatRequest], AsyncIterator[Any]]
+CallModel = Callable[[ChatRequest], AsyncIterator[StreamEvent]]
 STASH = "litegate_server_turn"
 FINAL_NOTE = ("You have used the web tools as much as allowed. Answer the user now with the information "
               "you already have; do not call any tool.")
@@ -53,18 +54,12 @@ def expand_history(req: ChatRequest, memo_get: Callable[[str], Any]) -> ChatRequ
 
 
 class _Round:
+    __slots__ = ("text", "calls", "finish")
+
     def __init__(self) -> None:
         self.text: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
+        self.calls = ToolCalls()
         self.finish: str | None = None
-
-    def add_call(self, ev: ToolCallDelta) -> None:
-        call = self.calls.setdefault(ev.index, {"id": ev.id, "name": ev.name or "", "args": [], "extra": None})
-        call["id"] = call["id"] or ev.id
-        call["name"] = call["name"] or ev.name or ""
-        call["args"].append(ev.arguments)
-        if ev.extra:
-            call["extra"] = {**(call["extra"] or {}), **ev.extra}
 
 
 def _canonical(name: str, arguments: str) -> str:
@@ -74,10 +69,10 @@ def _canonical(name: str, arguments: str) -> str:
         return name + arguments
 
 
-async def run(req: ChatRequest, names: list[str], *, call_model: CallModel, kit: Kit,
-              remember: Callable[[str, dict], None], keepalive: Any, keepalive_s: float,
-              max_rounds: int, on_tool_calls: Callable[[int], None]) -> AsyncIterator[Any]:
-    """Yield StreamEvents for the client (and `keepalive` while waiting) for one tool-using answer."""
+async def run(req: ChatRequest, names: tuple[str, ...], *, call_model: CallModel, kit: Kit,
+              remember: Callable[[str, dict], None], max_rounds: int,
+              on_tool_calls: Callable[[int], None]) -> AsyncIterator[StreamEvent]:
+    """Yield the StreamEvents of one tool-using answer, for the client."""
     declared = {t.function.name for t in req.tools or ()}
     server = [n for n in names if n not in declared]
     tools = list(req.tools or ()) + [msgspec.convert(DEFINITIONS[n], Tool) for n in server]
@@ -88,53 +83,48 @@ async def run(req: ChatRequest, names: list[str], *, call_model: CallModel, kit:
         round_req = _round_request(req, messages, tools, server, final)
         rnd = _Round()
         try:
-            async for ev in _one_round(call_model(round_req), rnd, keepalive, usage):
+            async for ev in _one_round(call_model(round_req), rnd, usage):
                 if type(ev) is TextDelta:
                     text_sent.append(ev.text)
                 yield ev
         except GatewayError as e:
             if round_no == 0 and e.code == "tools_unsupported" and "web_search" in server and not declared \
                     and kit.cfg.web_search and kit.cfg.web_search.no_tools_fallback == "inject":
-                async for ev in _inject(req, call_model, kit, keepalive, keepalive_s, usage, sources, text_sent,
-                                        on_tool_calls):
+                async for ev in _inject(req, call_model, kit, usage, sources, text_sent, on_tool_calls):
                     yield ev
                 return
             raise
-        mine = [c for c in rnd.calls.values() if c["name"] in server]
-        theirs = [c for c in rnd.calls.values() if c["name"] not in server]
+        mine = [c for c in rnd.calls.in_order() if c.name in server]
+        theirs = [c for c in rnd.calls.in_order() if c.name not in server]
         if not mine or final:
             for i, c in enumerate(theirs):
-                yield ToolCallDelta(i, "".join(c["args"]) or "{}", c["id"], c["name"], c["extra"])
+                yield ToolCallDelta(i, c.arguments, c.id, c.name, c.extra)
             for ev in closing(rnd.finish, bool(theirs), usage, sources, "".join(text_sent)):
                 yield ev
             return
-        keys = [_canonical(c["name"], "".join(c["args"])) for c in mine]
+        keys = [_canonical(c.name, c.arguments) for c in mine]
         if all(k in seen for k in keys):
             final = True  # the model is repeating itself: make it answer
             continue
         seen.update(keys)
         yield Started()
-        outcomes: list[Outcome] = []
-        async for item in waiting(asyncio.gather(*(execute(kit, c["name"], "".join(c["args"])) for c in mine)),
-                                   keepalive, keepalive_s):
-            if type(item) is Done:
-                outcomes = item.value
-            else:
-                yield item
+        for c in mine:
+            yield ServerToolCall(c.id or "", c.name, c.arguments)
+        outcomes: list[Outcome] = await asyncio.gather(*(execute(kit, c.name, c.arguments) for c in mine))
         on_tool_calls(len(mine))
         for c, o in zip(mine, outcomes):
+            yield _result(c.id or "", c.name, o)
             sources += [s for s in o.sources if s not in sources]
-            if c["extra"]:
-                remember(c["id"], c["extra"])
+            if c.extra:
+                remember(c.id, c.extra)
         turn = _turn(rnd, mine, outcomes)
         messages += turn
         if theirs:  # the client's calls go back to it; the server turn waits in the memo for its follow-up
-            stash = {"calls": [{"id": c["id"], "name": c["name"], "arguments": "".join(c["args"]) or "{}"}
-                               for c in mine],
-                     "results": [{"id": c["id"], "content": o.text} for c, o in zip(mine, outcomes)]}
+            stash = {"calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in mine],
+                     "results": [{"id": c.id, "content": o.text} for c, o in zip(mine, outcomes)]}
             for i, c in enumerate(theirs):
-                extra = {**(c["extra"] or {}), **({STASH: stash} if i == 0 else {})}
-                yield ToolCallDelta(i, "".join(c["args"]) or "{}", c["id"], c["name"], extra)
+                extra = {**(c.extra or {}), **({STASH: stash} if i == 0 else {})}
+                yield ToolCallDelta(i, c.arguments, c.id, c.name, extra)
             for ev in closing("tool_calls", True, usage, sources, "".join(text_sent)):
                 yield ev
             return
@@ -149,16 +139,23 @@ def _round_request(req: ChatRequest, messages: list[Message], tools: list[Tool],
                                    tool_choice=req.tool_choice if client_tools else None)
 
 
-async def _one_round(events: AsyncIterator[Any], rnd: _Round, keepalive: Any, usage: Usage) -> AsyncIterator[Any]:
+def _result(call_id: str, name: str, o: Outcome) -> ServerToolResult:
+    if not o.ok:
+        return ServerToolResult(call_id, name, error=o.text)
+    return ServerToolResult(call_id, name, [{"url": url, "title": title, "snippet": snippet}
+                                            for url, title, snippet in o.results])
+
+
+async def _one_round(events: AsyncIterator[StreamEvent], rnd: _Round, usage: Usage) -> AsyncIterator[StreamEvent]:
     async for ev in events:
         t = type(ev)
-        if ev is keepalive or t in (ReasoningDelta, Started):
+        if t in (ReasoningDelta, Started):
             yield ev
         elif t is TextDelta:
             rnd.text.append(ev.text)
             yield ev
         elif t is ToolCallDelta:
-            rnd.add_call(ev)
+            rnd.calls.add(ev)
         elif t is UsageEvent:
             usage.prompt_tokens += ev.usage.prompt_tokens
             usage.completion_tokens += ev.usage.completion_tokens
@@ -167,33 +164,10 @@ async def _one_round(events: AsyncIterator[Any], rnd: _Round, keepalive: Any, us
             rnd.finish = ev.reason
 
 
-class Done:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-async def waiting(aw, keepalive: Any, every: float) -> AsyncIterator[Any]:
-    """Yield `keepalive` every `every` seconds until `aw` is done, then Done(result)."""
-    task = asyncio.ensure_future(aw)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=every)
-            if done:
-                yield Done(task.result())
-                return
-            yield keepalive
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
-def _turn(rnd: _Round, mine: list[dict], outcomes: list[Outcome]) -> list[Message]:
-    calls = [ToolCall(FunctionCall(c["name"], "".join(c["args"]) or "{}"), c["id"]) for c in mine]
+def _turn(rnd: _Round, mine: list[ToolCallParts], outcomes: list[Outcome]) -> list[Message]:
+    calls = [ToolCall(FunctionCall(c.name, c.arguments), c.id) for c in mine]
     turn = [Message("assistant", "".join(rnd.text) or None, tool_calls=calls)]
-    return turn + [Message("tool", o.text, tool_call_id=c["id"]) for c, o in zip(mine, outcomes)]
+    return turn + [Message("tool", o.text, tool_call_id=c.id) for c, o in zip(mine, outcomes)]
 
 
 def closing(reason: str | None, tool_calls: bool, usage: Usage, sources: list[tuple[str, str]],
@@ -213,36 +187,24 @@ def _citation(url: str, title: str, text: str) -> Annotation:
     return Annotation(UrlCitation(url=url, title=title or url, start_index=start, end_index=end))
 
 
-async def _inject(req: ChatRequest, call_model: CallModel, kit: Kit, keepalive: Any, keepalive_s: float,
-                  usage: Usage, sources: list, text_sent: list[str], on_tool_calls) -> AsyncIterator[Any]:
+async def _inject(req: ChatRequest, call_model: CallModel, kit: Kit, usage: Usage, sources: list,
+                  text_sent: list[str], on_tool_calls) -> AsyncIterator[StreamEvent]:
     """For a model that cannot call tools: search the user's question first and hand it the results."""
     question = next((text_of(m.content) for m in reversed(req.messages) if m.role == "user"), "")
     yield Started()
-    outcome = Outcome("", False)
-    async for item in waiting(execute(kit, "web_search", orjson.dumps({"query": question[:300]}).decode()),
-                               keepalive, keepalive_s):
-        if type(item) is Done:
-            outcome = item.value
-        else:
-            yield item
+    arguments = orjson.dumps({"query": question[:300]}).decode()
+    yield ServerToolCall("ws_inject", "web_search", arguments)
+    outcome = await execute(kit, "web_search", arguments)
+    yield _result("ws_inject", "web_search", outcome)
     on_tool_calls(1)
     sources += outcome.sources
     note = Message("system", "Web search results for the user's latest question follow. Use them if they help, "
                              "and cite the links you use.\n" + outcome.text)
     rnd = _Round()
     inject_req = msgspec.structs.replace(req, messages=list(req.messages[:-1]) + [note, req.messages[-1]], tools=None)
-    async for ev in _one_round(call_model(inject_req), rnd, keepalive, usage):
+    async for ev in _one_round(call_model(inject_req), rnd, usage):
         if type(ev) is TextDelta:
             text_sent.append(ev.text)
         yield ev
     for ev in closing(rnd.finish, False, usage, sources, "".join(text_sent)):
         yield ev
-
-
-def server_tools(model_tools: tuple[str, ...], req: ChatRequest, search_configured: bool) -> list[str]:
-    """The server tools for this request: the model's, plus web_search when the client asks for it."""
-    names = list(model_tools)
-    if req.web_search_options is not None and "web_search" not in names and search_configured:
-        names.append("web_search")
-    return names
-

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .search import SearchResult
+    from litegate.tools.search import SearchResult
 
 SEARCH_BEGIN = "<<<WEB_SEARCH_RESULTS"
 SEARCH_END = "<<<END_WEB_SEARCH_RESULTS>>>"

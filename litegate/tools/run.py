@@ -13,14 +13,12 @@ from typing import Any
 
 import orjson
 
-from ..config import Config
-from .cache import SearchCache
-from .errors import ToolError
-from .fetch_page import fetch_url
-from .render import render_page, render_results
-from .search import SearchResult, searxng_search, serper_search
-
-SERPER_API_BASE = "https://google.serper.dev"
+from litegate.config import Config
+from litegate.tools.cache import SearchCache
+from litegate.tools.errors import ToolError
+from litegate.tools.fetch_page import fetch_url
+from litegate.tools.render import render_page, render_results
+from litegate.tools.search import SEARCH_BACKENDS, SearchResult
 
 WEB_SEARCH = {"type": "function", "function": {
     "name": "web_search",
@@ -41,6 +39,7 @@ class Outcome:
     text: str
     ok: bool
     sources: list[tuple[str, str]] = field(default_factory=list)  # (url, title)
+    results: list[tuple[str, str, str]] = field(default_factory=list)  # (url, title, snippet), for faces that show them
 
 
 @dataclass
@@ -81,26 +80,23 @@ async def _search(kit: Kit, query: str) -> Outcome:
     if not query:
         raise ToolError("the query was empty", code="bad_request")
     label = f"{ws.provider}:{ws.api_base or ''}:{ws.gl or ''}:{ws.hl or ''}"
-    kit.cache.ttl_s = ws.cache_ttl_s
     results = kit.cache.get(label, query, ws.max_results)
     if results is None:
         if not kit.allow_search():
             raise ToolError("the daily search limit is reached; answer from what you know", code="quota")
         results = await _backend_search(kit, query)
-        kit.cache.put(label, query, ws.max_results, results)
+        kit.cache.put(label, query, ws.max_results, results, ttl_s=ws.cache_ttl_s)
     sources = [(r.url, r.title) for r in results if r.url]
-    return Outcome(render_results(query, results, max_chars=ws.max_chars), True, sources)
+    return Outcome(render_results(query, results, max_chars=ws.max_chars), True, sources,
+                   [(r.url, r.title, r.snippet) for r in results if r.url])
 
 
 async def _backend_search(kit: Kit, query: str) -> list[SearchResult]:
     ws = kit.cfg.web_search
     timeout = ws.timeout_s
-    if ws.provider == "serper":
-        coro = serper_search(kit.session, api_base=ws.api_base or SERPER_API_BASE, api_key=ws.api_key or "",
-                             query=query, num=ws.max_results, gl=ws.gl, hl=ws.hl, timeout_s=timeout)
-    else:
-        coro = searxng_search(kit.session, api_base=ws.api_base or "", query=query, num=ws.max_results,
-                              timeout_s=timeout, api_key=ws.api_key)
+    backend = SEARCH_BACKENDS[ws.provider]
+    coro = backend.search(kit.session, api_base=ws.api_base or backend.default_api_base, api_key=ws.api_key,
+                          query=query, num=ws.max_results, gl=ws.gl, hl=ws.hl, timeout_s=timeout)
     try:
         return await asyncio.wait_for(coro, timeout + 1)
     except asyncio.TimeoutError:

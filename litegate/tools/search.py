@@ -9,14 +9,18 @@ Replies are decoded into small view structs holding only the fields used (serper
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
 import asyncio
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from .errors import ToolError
-from .render import render_results
+from litegate.tools.errors import ToolError
+from litegate.tools.render import render_results
 
 __all__ = ["SearchResult", "render_results", "searxng_search", "serper_search"]
 
@@ -151,7 +155,7 @@ def _serper_extras(reply: _SerperReply) -> list[SearchResult]:
     return out
 
 
-async def serper_search(session: aiohttp.ClientSession, *, api_base: str, api_key: str, query: str, num: int,
+async def serper_search(session: aiohttp.ClientSession, *, api_base: str, api_key: str | None, query: str, num: int,
                         gl: str | None = None, hl: str | None = None, timeout_s: float) -> list[SearchResult]:
     """POST {api_base}/search; the answer box and knowledge panel (if any) come first, then up
     to `num` organic results."""
@@ -237,7 +241,8 @@ def _iso_date(value: str | None) -> str | None:
 
 
 async def searxng_search(session: aiohttp.ClientSession, *, api_base: str, query: str, num: int,
-                         timeout_s: float, api_key: str | None = None) -> list[SearchResult]:
+                         timeout_s: float, api_key: str | None = None, gl: str | None = None,
+                         hl: str | None = None) -> list[SearchResult]:
     """GET {api_base}/search?q=...&format=json; answers and infoboxes first, then up to `num`
     results. `api_key`, for an instance behind an authenticating proxy, goes as a bearer token."""
     num = _check_query(query, num)
@@ -255,3 +260,17 @@ async def searxng_search(session: aiohttp.ClientSession, *, api_base: str, query
         raise ToolError(f"SearXNG found nothing because its engines failed ({failed})", code="http_error",
                         retryable=True)
     return _searx_extras(reply) + results[:num]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBackend:
+    """One row of SEARCH_BACKENDS: how to search, and where when the config names no api_base."""
+
+    search: Callable[..., Awaitable[list[SearchResult]]]  # (session, *, api_base, api_key, query, num, gl, hl, timeout_s)
+    default_api_base: str = ""  # "" = the config must give one (a self-hosted instance)
+
+
+SEARCH_BACKENDS: Mapping[str, SearchBackend] = MappingProxyType({
+    "serper": SearchBackend(serper_search, "https://google.serper.dev"),
+    "searxng": SearchBackend(searxng_search),
+})

@@ -21,9 +21,9 @@ Guarantees and choices:
   connection. Before the first successful open, or after close(), reads raise UsageUnavailable (503).
 """
 
-from .db import MIGRATIONS
-from .rows import Endpoint, KeySums, Point, Totals, UsageRow
-from .store import DB_NAME, UsageStore, UsageUnavailable
+from litegate.usage.db import MIGRATIONS
+from litegate.usage.rows import Endpoint, KeySums, Point, Totals, UsageRow
+from litegate.usage.store import DB_NAME, UsageStore, UsageUnavailable
 
 __all__ = ["DB_NAME", "MIGRATIONS", "Endpoint", "KeySums", "Point", "Totals", "UsageRow", "UsageStore",
            "UsageUnavailable"]

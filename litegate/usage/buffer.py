@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from .rows import UsageRow
+from litegate.usage.rows import UsageRow
 
 Entry = tuple[int, UsageRow]
 

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .rows import COLUMNS
+from litegate.usage.rows import COLUMNS
 
 # Append only: step N (1-based) takes the database from user_version N-1 to N. Never edit a step
 # that has shipped; add one.
@@ -48,6 +48,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # recent_errors: newest errors without scanning the healthy majority
         "CREATE INDEX usage_errors_ts ON usage(ts) WHERE status >= 400 OR error_code IS NOT NULL",
+    ),
+    (
+        # which inbound API the request came in on (openai, anthropic, responses, ollama)
+        "ALTER TABLE usage ADD COLUMN face TEXT NOT NULL DEFAULT 'openai'",
     ),
 )
 

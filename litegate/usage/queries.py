@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..errors import BadRequest
-from .rows import COLUMNS, KeySums, Point, Totals, UsageRow, from_db
+from litegate.errors import BadRequest
+from litegate.usage.rows import COLUMNS, KeySums, Point, Totals, UsageRow, from_db
 
 GROUPS: dict[str, str | int] = {"key": "key_name", "model": "model", "deployment": "deployment",
                                 "day": 86400, "hour": 3600}

@@ -6,11 +6,9 @@ A row holds counts, tokens, cost and timings: never a prompt, a completion or a 
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
-Endpoint = Literal["chat", "completions", "embeddings"]
+Endpoint = str  # chat | completions | embeddings | count_tokens | ...: what the face's route does
 
 
 class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,6 +31,7 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     ttft_ms: float | None = None
     server_tool_calls: int = 0
     stream: bool = False
+    face: str = "openai"  # the inbound API: openai | anthropic | responses | ollama
 
 
 # Table columns in UsageRow field order; `time` and `key` are renamed to stay clear of SQL words.

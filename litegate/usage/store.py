@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 import structlog
 
-from ..errors import GatewayError
-from . import db, queries
-from .buffer import Buffer, resolve
-from .rows import KeySums, Point, Totals, UsageRow
-from .writer import Options, Writer
+from litegate.errors import GatewayError
+from litegate.usage import db
+from litegate.usage import queries
+from litegate.usage.buffer import Buffer, resolve
+from litegate.usage.rows import KeySums, Point, Totals, UsageRow
+from litegate.usage.writer import Options, Writer
 
 T = TypeVar("T")
 DB_NAME = "usage.db"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import structlog
 
-from . import db
-from .buffer import Buffer, Entry
-from .rows import as_params
+from litegate.usage import db
+from litegate.usage.buffer import Buffer, Entry
+from litegate.usage.rows import as_params
 
 log = structlog.get_logger("litegate.usage")
 

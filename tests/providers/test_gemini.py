@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
-from litegate.chunks import Aggregator
+from litegate.core.events import Aggregator
 from litegate.config import Deployment
 from litegate.errors import BadRequest, ModelNotFound, RateLimited, StreamInterrupted, UpstreamError
 from litegate.providers.gemini import PROVIDER

@@ -7,10 +7,10 @@ bodies, and stream.py turns the SSE events into stream events. Pure translation:
 
 from __future__ import annotations
 
-from ..base import Provider
-from .request import DEFAULT_API_BASE, build_chat
-from .response import JSON_TOOL, THINKING_MEMO, parse_chat, parse_error
-from .stream import parse_chat_stream
+from litegate.providers.base import Provider
+from litegate.providers.anthropic.request import DEFAULT_API_BASE, build_chat
+from litegate.providers.anthropic.response import JSON_TOOL, THINKING_MEMO, parse_chat, parse_error
+from litegate.providers.anthropic.stream import parse_chat_stream
 
 PROVIDER = Provider(
     name="anthropic", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=False,

@@ -23,12 +23,12 @@ from typing import Any
 
 import orjson
 
-from ...config import Deployment
-from ...errors import BadRequest
-from ...wire import ChatRequest, Message
-from ..base import UpstreamRequest, api_base
-from ..messages import image_url_of, parse_data_uri, text_of, tool_arguments
-from .response import JSON_TOOL, THINKING_MEMO
+from litegate.config import Deployment
+from litegate.errors import BadRequest
+from litegate.wire import ChatRequest, Message
+from litegate.providers.base import UpstreamRequest, api_base
+from litegate.providers.messages import image_url_of, parse_data_uri, text_of, tool_arguments
+from litegate.providers.anthropic.response import JSON_TOOL, THINKING_MEMO
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"

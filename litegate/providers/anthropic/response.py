@@ -14,14 +14,14 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...config import Deployment
-from ...errors import (
+from litegate.config import Deployment
+from litegate.errors import (
     BadRequest, GatewayError, PayloadTooLarge, RateLimited, StreamInterrupted, UpstreamError,
     UpstreamTimeout, from_backend_status,
 )
-from ...wire import ChatCompletion, Choice, OutFunction, OutMessage, OutToolCall, Usage
-from ..base import error_text, new_tool_call_id, retry_after
-from ..messages import dumps_args
+from litegate.wire import ChatCompletion, Choice, OutFunction, OutMessage, OutToolCall, Usage
+from litegate.providers.base import error_text, new_tool_call_id, retry_after
+from litegate.providers.messages import dumps_args
 
 # memo[tool_call_id][THINKING_MEMO] = the thinking / redacted_thinking blocks (with signatures)
 # that preceded that tool_use; build_chat re-sends them so thinking survives a tool turn.

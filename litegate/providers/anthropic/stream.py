@@ -16,11 +16,11 @@ from typing import Any
 
 import msgspec
 
-from ...config import Deployment
-from ...errors import GatewayError, StreamInterrupted
-from ...wire import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from ..base import new_tool_call_id
-from .response import JSON_TOOL, THINKING_MEMO, Block, Counts, Message, error_for, finish_reason, thinking_block, usage
+from litegate.config import Deployment
+from litegate.errors import GatewayError, StreamInterrupted
+from litegate.wire import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
+from litegate.providers.base import new_tool_call_id
+from litegate.providers.anthropic.response import JSON_TOOL, THINKING_MEMO, Block, Counts, Message, error_for, finish_reason, thinking_block, usage
 
 
 class _Delta(msgspec.Struct):

@@ -7,10 +7,10 @@ stream.py turns SSE frames into stream events. Pure translation: no I/O here.
 
 from __future__ import annotations
 
-from ..base import Provider
-from .request import DEFAULT_API_BASE, build_chat, build_embeddings
-from .response import parse_chat, parse_embeddings, parse_error
-from .stream import parse_chat_stream
+from litegate.providers.base import Provider
+from litegate.providers.gemini.request import DEFAULT_API_BASE, build_chat, build_embeddings
+from litegate.providers.gemini.response import parse_chat, parse_embeddings, parse_error
+from litegate.providers.gemini.stream import parse_chat_stream
 
 PROVIDER = Provider(
     name="gemini", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=True,

@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from ...config import Deployment
-from ...errors import BadRequest
-from ...wire import ChatRequest, ContentPart, EmbeddingsRequest, Message, ToolCall
-from ..base import UpstreamRequest, api_base
-from ..messages import image_url_of, parse_data_uri, text_of, tool_arguments, tool_name_for
-from .schema import sanitize
+from litegate.config import Deployment
+from litegate.errors import BadRequest
+from litegate.wire import ChatRequest, ContentPart, EmbeddingsRequest, Message, ToolCall
+from litegate.providers.base import UpstreamRequest, api_base
+from litegate.providers.messages import image_url_of, parse_data_uri, text_of, tool_arguments, tool_name_for
+from litegate.providers.gemini.schema import sanitize
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
 # Memo keys (ToolCallDelta.extra / ChatCompletion.memo): MEMO_NAME marks an entry as Gemini's.

@@ -14,12 +14,12 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...config import Deployment
-from ...errors import BadRequest, GatewayError, UpstreamError, from_backend_status
-from ...wire import ChatCompletion, Choice, OutFunction, OutMessage, OutToolCall, Usage
-from ..base import Vectors, new_tool_call_id, retry_after
-from ..messages import dumps_args
-from .request import MEMO_ID, MEMO_NAME, MEMO_SIG
+from litegate.config import Deployment
+from litegate.errors import BadRequest, GatewayError, UpstreamError, from_backend_status
+from litegate.wire import ChatCompletion, Choice, OutFunction, OutMessage, OutToolCall, Usage
+from litegate.providers.base import Vectors, new_tool_call_id, retry_after
+from litegate.providers.messages import dumps_args
+from litegate.providers.gemini.request import MEMO_ID, MEMO_NAME, MEMO_SIG
 
 
 # ---------------------------------------------------------------- view structs (camelCase wire)

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from ...config import Deployment
-from ...errors import StreamInterrupted
-from ...wire import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from ..base import new_tool_call_id
-from ..messages import dumps_args
-from .response import Candidate, Reply, error_message, finish_reason, memo_entry, reply_decoder, usage
+from litegate.config import Deployment
+from litegate.errors import StreamInterrupted
+from litegate.wire import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
+from litegate.providers.base import new_tool_call_id
+from litegate.providers.messages import dumps_args
+from litegate.providers.gemini.response import Candidate, Reply, error_message, finish_reason, memo_entry, reply_decoder, usage
 
 
 async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:

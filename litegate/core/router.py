@@ -13,8 +13,8 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from .config import Config, Deployment
-from .errors import BadRequest, ModelNotFound
+from litegate.config import Config, Deployment
+from litegate.errors import BadRequest, ModelNotFound
 
 
 @dataclass(frozen=True, slots=True)

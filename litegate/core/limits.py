@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Config, Key
-from .errors import RateLimited
+from litegate.config import Config, Key
+from litegate.errors import RateLimited
 
 _MINUTE = 60.0
 

@@ -8,6 +8,7 @@ file: `api_key_env` / `key_env` name environment variables, resolved here at loa
 from __future__ import annotations
 
 import copy
+import ipaddress
 import functools
 import json
 import os
@@ -19,7 +20,8 @@ from typing import Any
 import jsonschema
 import msgspec
 
-from . import config_checks as checks
+from litegate.config import checks
+from litegate.config.envfile import EnvFileError, environment
 
 
 class ConfigError(Exception):
@@ -244,7 +246,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, dict=True)
 
 
 def schema() -> dict[str, Any]:
-    return json.loads(resources.files("litegate").joinpath("config.schema.json").read_text("utf-8"))
+    return json.loads(resources.files("litegate.config").joinpath("config.schema.json").read_text("utf-8"))
 
 
 def load(path: str, env: Mapping[str, str] | None = None) -> Config:
@@ -297,19 +299,48 @@ def redacted(cfg: Config) -> dict[str, Any]:
     return doc
 
 
-class ConfigHolder:
-    """Owns the current snapshot; `reload()` swaps it whole or not at all."""
+def exposure_problem(cfg: Config, host: str) -> str | None:
+    """Why this config must not serve on `host`: a non-loopback bind with no keys opens it to all."""
+    if not _is_loopback(host) and not cfg.auth.keys:
+        return (f"refusing to listen on {host} without API keys: anyone on the network could use your models. "
+                f"Add auth.keys to the config (see README, 'Keys'), or bind 127.0.0.1")
+    return None
 
-    def __init__(self, path: str, initial: Config) -> None:
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ConfigHolder:
+    """Owns the current snapshot; `reload()` is the one door a new one comes through.
+
+    A reload reads the env file (if any) and the config file, checks the result is safe on the
+    address being served, and swaps the snapshot whole, or raises and keeps the old one.
+    """
+
+    def __init__(self, path: str, initial: Config, *, env_file: str | None = None, host: str | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.path = path
+        self.env_file = env_file
+        self.env = env  # the variables under the env file's (None: the process environment)
+        self.host = host or initial.server.host
         self.current = initial
         self.last_reload: dict[str, Any] = {"ok": True, "at": initial.loaded_at, "error": None}
 
     def reload(self) -> Config:
         try:
-            cfg = load(self.path)
-        except ConfigError as e:
-            self.last_reload = {"ok": False, "at": time.time(), "error": e.describe()}
+            cfg = load(self.path, environment(self.env_file, self.env))
+            problem = exposure_problem(cfg, self.host)
+            if problem:
+                raise ConfigError(self.path, [("$.auth.keys", problem)])
+        except (ConfigError, EnvFileError) as e:
+            self.last_reload = {"ok": False, "at": time.time(),
+                                "error": e.describe() if isinstance(e, ConfigError) else str(e)}
             raise
         self.current = cfg
         self.last_reload = {"ok": True, "at": cfg.loaded_at, "error": None}

@@ -1,48 +1,34 @@
-"""Provider-neutral stream events -> OpenAI output, streamed or whole (mapping.md §5, §5.5).
+"""The OpenAI face: provider-neutral events -> Chat Completions and Completions output, streamed
+or whole, and errors in OpenAI's shape (openai-chat.md; mapping.md §5, §5.5).
 
 ChunkWriter is the streaming state machine every provider shares: one role chunk first, tool
 calls with their own index and id + name on the first fragment, a separate finish chunk with
-an empty delta, exactly one usage chunk when asked for, then `[DONE]`. Aggregator builds a
-non-streaming ChatCompletion from the same events. Both are pure and per-request.
+an empty delta, exactly one usage chunk when asked for, then `[DONE]`. After the first byte an
+error is one `data: {"error": ...}` event, without `[DONE]`. Pure and per-request.
 """
 
 from __future__ import annotations
 
+import base64
 import os
+import struct
 import time
 
+import msgspec
 from msgspec import UNSET
 
-from .wire import (
-    Citations,
-    Started,
-    CompletionChoice,
-    TextCompletion,
-    ChatChunk,
-    ChatCompletion,
-    Choice,
-    ChunkChoice,
-    Delta,
-    DeltaFunction,
-    DeltaToolCall,
-    Finish,
-    OutFunction,
-    OutMessage,
-    OutToolCall,
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageEvent,
-    encoder,
+from litegate.core.events import completion_id
+from litegate.errors import GatewayError
+from litegate.surfaces.base import Surface
+from litegate.wire import (
+    ChatChunk, ChatCompletion, ChunkChoice, Citations, CompletionChoice, Delta, DeltaFunction, DeltaToolCall,
+    Embedding, EmbeddingList, EmbeddingUsage, Finish, ReasoningDelta, Started, StreamEvent, TextCompletion,
+    TextDelta, ToolCallDelta, Usage, UsageEvent, Vectors, encoder,
 )
 
 DONE = b"data: [DONE]\n\n"
-
-
-def completion_id() -> str:
-    return "chatcmpl-" + os.urandom(16).hex()
+SSE = "text/event-stream"
+KEEPALIVE = b": keep-alive\n\n"
 
 
 def sse(payload: bytes) -> bytes:
@@ -51,6 +37,9 @@ def sse(payload: bytes) -> bytes:
 
 class ChunkWriter:
     """Feeds StreamEvents, returns SSE bytes. `finish()` closes the stream correctly."""
+
+    media_type = SSE
+    keepalive = KEEPALIVE
 
     __slots__ = ("id", "created", "model", "include_usage", "reasoning", "role_sent", "saw_tool",
                  "finish_reason", "usage")
@@ -136,59 +125,15 @@ class ChunkWriter:
         out.append(DONE)
         return out
 
-
-class Aggregator:
-    """Collects StreamEvents into one ChatCompletion (non-streaming client, streaming source)."""
-
-    def __init__(self, *, reasoning: bool = True) -> None:
-        self.reasoning = reasoning
-        self.text: list[str] = []
-        self.thinking: list[str] = []
-        self.calls: dict[int, dict] = {}
-        self.finish_reason: str | None = None
-        self.usage: Usage | None = None
-        self.annotations: list = []
-
-    def feed(self, ev: StreamEvent) -> None:
-        if type(ev) is TextDelta:
-            self.text.append(ev.text)
-        elif type(ev) is ReasoningDelta:
-            self.thinking.append(ev.text)
-        elif type(ev) is ToolCallDelta:
-            call = self.calls.setdefault(ev.index, {"id": None, "name": "", "args": []})
-            call["id"] = call["id"] or ev.id
-            call["name"] = call["name"] or ev.name or ""
-            call["args"].append(ev.arguments)
-            if ev.extra:
-                call["extra"] = ev.extra
-        elif type(ev) is Finish:
-            self.finish_reason = ev.reason or self.finish_reason
-        elif type(ev) is UsageEvent:
-            self.usage = ev.usage
-        elif type(ev) is Citations:
-            self.annotations.extend(ev.annotations)
-
-    def result(self, model: str, id: str | None = None) -> ChatCompletion:
-        calls = [OutToolCall(c["id"] or "", OutFunction(c["name"], "".join(c["args"]) or "{}"))
-                 for _, c in sorted(self.calls.items())]
-        text = "".join(self.text)
-        msg = OutMessage(content=text or (None if calls else ""))
-        if calls:
-            msg.tool_calls = calls
-        if self.thinking and self.reasoning:
-            msg.reasoning_content = "".join(self.thinking)
-        if self.annotations:
-            msg.annotations = self.annotations
-        reason = self.finish_reason or ("tool_calls" if calls else "stop")
-        if reason == "stop" and calls:
-            reason = "tool_calls"
-        memo = {c["id"]: c["extra"] for c in self.calls.values() if c.get("extra") and c["id"]}
-        return ChatCompletion(id or completion_id(), int(time.time()), model, [Choice(msg, reason)],
-                              usage=self.usage or Usage(), memo=memo or UNSET)
+    def fail(self, err: GatewayError) -> list[bytes]:
+        return [sse(err.to_json())]
 
 
 class CompletionWriter:
     """Legacy /v1/completions streaming: `text_completion` chunks, usage chunk, `[DONE]`."""
+
+    media_type = SSE
+    keepalive = KEEPALIVE
 
     __slots__ = ("id", "created", "model", "include_usage", "finish_reason", "usage")
 
@@ -225,3 +170,36 @@ class CompletionWriter:
                                                          usage=self.usage or Usage()))))
         out.append(DONE)
         return out
+
+    def fail(self, err: GatewayError) -> list[bytes]:
+        return [sse(err.to_json())]
+
+
+# ---------------------------------------------------------------- whole replies and errors
+def chat_reply(result: ChatCompletion, model: str, *, reasoning: bool) -> ChatCompletion:
+    """The reply as clients get it: our id and time, their model name, reasoning only if configured."""
+    if not reasoning:
+        for choice in result.choices:
+            choice.message.reasoning_content = UNSET
+    return msgspec.structs.replace(result, id=completion_id(), created=int(time.time()), model=model, memo=UNSET)
+
+
+def text_reply(result: TextCompletion, model: str) -> TextCompletion:
+    return msgspec.structs.replace(result, id=CompletionWriter.new_id(), created=int(time.time()), model=model)
+
+
+def embeddings_reply(vectors: Vectors, model: str, encoding_format: str) -> EmbeddingList:
+    as_b64 = encoding_format == "base64"
+    data = [Embedding(i, _b64(v) if as_b64 else v) for i, v in enumerate(vectors.vectors)]
+    return EmbeddingList(data, model, EmbeddingUsage(vectors.prompt_tokens, vectors.prompt_tokens))
+
+
+def _b64(vec: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+
+
+def render_error(err: GatewayError) -> tuple[int, bytes]:
+    return err.status, err.to_json()
+
+
+SURFACE = Surface("openai", render_error)

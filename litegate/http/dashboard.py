@@ -20,15 +20,17 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from . import auth
-from .api import CALL, PRINCIPAL, SERVICES
-from .errors import BadRequest, NotFound, Unauthorized
-from .sessions import (
+from litegate.core import auth
+from litegate.http.appkeys import CALL, PRINCIPAL, SERVICES
+from litegate.errors import BadRequest, GatewayError, NotFound, RateLimited, Unauthorized
+from litegate.http.middleware import ERROR_PAGE
+from litegate.http.sessions import (
     COOKIE, LOGIN_PATH, SESSIONS, THROTTLE, LoginThrottle, Sessions, came_over_https, client_address,
 )
-from .usage import queries
+from litegate.usage import queries
 
 STATIC = Path(__file__).with_name("static")
+LOGIN_NEXT = web.RequestKey("login_next", str)
 TEMPLATES = web.AppKey("dashboard_templates", dict)
 PAGES = {"overview": "Overview", "live": "Live", "backends": "Backends", "keys": "Keys", "config": "Config"}
 _ASSETS = {"app.js": "text/javascript", "charts.js": "text/javascript", "app.css": "text/css",
@@ -42,7 +44,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 SECURITY_HEADERS = {"content-security-policy": CSP, "x-frame-options": "DENY", "referrer-policy": "same-origin",
                     "x-content-type-options": "nosniff", "cross-origin-opener-policy": "same-origin"}
 
-log = structlog.get_logger("litegate.dashboard")
+log = structlog.get_logger("litegate.http.dashboard")
 
 
 # ---------------------------------------------------------------- pages
@@ -116,18 +118,18 @@ async def login(request: web.Request) -> web.Response:
     nxt = _safe_next(str(form.get("next", "")))
     if not cfg.auth.keys:
         return _see_other(nxt)
+    request[LOGIN_NEXT] = nxt
     client = client_address(request)
     throttle = request.app[THROTTLE]
     wait = throttle.retry_after(client)
     if wait:
         log.warning("dashboard_login_throttled", client=client, retry_after_s=wait)
-        return _login_form(request, nxt, f"Too many failed attempts: try again in {wait} s.", 429,
-                           {"retry-after": str(wait)})
+        raise RateLimited(f"Too many failed attempts: try again in {wait} s.", retry_after=wait)
     key = _admin_key(cfg, str(form.get("key", "")).strip())
     if key is None:
         throttle.failed(client)
         log.warning("dashboard_login_failed", client=client)
-        return _login_form(request, nxt, "That is not an admin key of this gateway.", 401)
+        raise Unauthorized("That is not an admin key of this gateway.")
     throttle.succeeded(client)
     store = request.app[SESSIONS]
     token, _ = store.open(key)
@@ -136,6 +138,13 @@ async def login(request: web.Request) -> web.Response:
     resp.set_cookie(COOKIE, token, max_age=int(store.ttl_s), path="/", httponly=True, samesite="Strict",
                     secure=True if came_over_https(request) else None)
     return resp
+
+
+def error_page(request: web.Request, err: GatewayError) -> web.Response | None:
+    """The sign-in form shows its own refusals (wrong key, too many tries) on the form itself."""
+    if request.path != LOGIN_PATH or request.method != "POST":
+        return None
+    return _login_form(request, request.get(LOGIN_NEXT, "/ui"), err.message, err.status, err.headers())
 
 
 def _admin_key(cfg: Any, presented: str):
@@ -222,6 +231,7 @@ def add_routes(app: web.Application, sessions: Sessions | None = None, throttle:
     app[SESSIONS] = sessions or Sessions()
     app[THROTTLE] = throttle or LoginThrottle()
     app[TEMPLATES] = {name: (STATIC / name).read_text(encoding="utf-8") for name in ("dashboard.html", "login.html")}
+    app[ERROR_PAGE] = error_page
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/ui", page)
     app.router.add_get("/ui/", slash)

@@ -487,10 +487,12 @@ async function keysPage() {
 
 // ---------------------------------------------------------------- config
 function reloadNotice(result) {
-  return result.ok
-    ? h("p", { class: "notice ok", role: "status", id: "reload-result", text: `Reloaded at ${fmtTime(result.loaded_at)}.` })
-    : h("p", { class: "notice", role: "alert", id: "reload-result" }, "Reload refused; the running config is unchanged. ",
-      h("br"), h("code", { text: result.error || "see the log" }));
+  return h("p", { class: "notice ok", role: "status", id: "reload-result", text: `Reloaded at ${fmtTime(result.loaded_at)}.` });
+}
+
+function refusalNotice(message) {
+  return h("p", { class: "notice", role: "alert", id: "reload-result" }, "Reload refused; the running config is unchanged. ",
+    h("br"), h("code", { text: message || "see the log" }));
 }
 
 async function configPage() {
@@ -504,7 +506,8 @@ async function configPage() {
       result.replaceChildren(reloadNotice(await api("/admin/reload", { method: "POST" })));
       await render();
     } catch (e) {
-      result.replaceChildren(h("p", { class: "notice", role: "alert", id: "reload-result", text: e.message }));
+      result.replaceChildren(refusalNotice(e.message));
+      await render();
     } finally {
       button.disabled = false;
     }

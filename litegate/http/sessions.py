@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .config import Config, Key
+from litegate.config import Config, Key
 
 COOKIE = "litegate_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -41,10 +41,9 @@ def is_page(path: str) -> bool:
     return (path == "/ui" or path.startswith("/ui/")) and not path.startswith("/ui/api/")
 
 
-def to_sign_in(path_qs: str) -> web.Response:
+def sign_in_location(path_qs: str) -> str:
     """Where a browser without a session goes: the sign-in form, which sends it back here after."""
-    return web.Response(status=303, headers={"location": f"{LOGIN_PATH}?{urlencode({'next': path_qs})}",
-                                             "cache-control": "no-store"})
+    return f"{LOGIN_PATH}?{urlencode({'next': path_qs})}"
 
 
 def accepts_cookie(path: str) -> bool:

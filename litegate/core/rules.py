@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .config import Route, Rule, When
-from .providers.messages import text_of
-from .wire import ChatRequest
+from litegate.config import Route, Rule, When
+from litegate.providers.messages import text_of
+from litegate.wire import ChatRequest
 
 _CODE = re.compile(
     r"```|^\s*(def|class|import|from\s+\S+\s+import|function|const|let|var|public|private|fn|func|#include|"

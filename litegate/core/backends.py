@@ -16,13 +16,13 @@ from typing import Any
 
 import structlog
 
-from . import upstream
-from .config import Config, Deployment
-from .errors import GatewayError, RateLimited
-from .providers import PROVIDERS
-from .router import DeploymentState
+from litegate import upstream
+from litegate.config import Config, Deployment
+from litegate.errors import GatewayError, RateLimited
+from litegate.providers import PROVIDERS
+from litegate.core.router import DeploymentState
 
-log = structlog.get_logger("litegate.backends")
+log = structlog.get_logger("litegate.core.backends")
 _WINDOW = 50
 
 

@@ -11,16 +11,15 @@ import json
 import os
 import sys
 
-from . import auth, rules
-from .config import Config, ConfigError, load
-from .envfile import EnvFile, EnvFileError
+from litegate.core import auth
+from litegate.core import rules
+from litegate.config import Config, ConfigError, load
+from litegate.config.envfile import EnvFileError, environment
 
 
 def _load(path: str, env_file: str | None) -> Config | None:
     try:
-        if env_file:
-            EnvFile(env_file).apply()
-        return load(path)
+        return load(path, environment(env_file))
     except EnvFileError as e:
         print(e, file=sys.stderr)
     except ConfigError as e:
@@ -59,7 +58,7 @@ def route(path: str, message: str, model: str | None, *, key: str | None = None,
     if not names:
         print("this config has no router.routes; pass --model NAME to see a plain model's targets", file=sys.stderr)
         return 1
-    from .wire import ChatRequest, ContentPart, ImageURL, Message, Tool, FunctionDef
+    from litegate.wire import ChatRequest, ContentPart, ImageURL, Message, Tool, FunctionDef
 
     content = [ContentPart("text", text=message)] + ([ContentPart("image_url", image_url=ImageURL(
         "data:image/png;base64,iVBORw0KGgo="))] if image else [])
@@ -110,9 +109,9 @@ def keys_new(name: str) -> int:
 
 def usage(path: str | None, db: str | None, since: str, by: str, env_file: str | None = None) -> int:
     """A table of usage since a moment, grouped by key, model, deployment or day."""
-    from .admin import parse_since
-    from .errors import GatewayError
-    from .usage import UsageStore
+    from litegate.http.admin import parse_since
+    from litegate.errors import GatewayError
+    from litegate.usage import UsageStore
 
     location = db
     if location is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -43,16 +44,11 @@ def read_env_file(path: str) -> dict[str, str]:
     return values
 
 
-class EnvFile:
-    """Puts an env file's pairs into os.environ (file wins); a reload also drops keys no longer in it."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.applied: set[str] = set()
-
-    def apply(self) -> None:
-        values = read_env_file(self.path)
-        for key in self.applied - values.keys():
-            os.environ.pop(key, None)
-        os.environ.update(values)
-        self.applied = set(values)
+def environment(path: str | None, base: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """The variables secrets are read from: the process environment, with the env file's pairs on top
+    (file wins). Nothing is written back to os.environ: a reload sees the file as it is now, and a
+    pair removed from the file is gone."""
+    base = os.environ if base is None else base
+    if not path:
+        return base
+    return {**base, **read_env_file(path)}

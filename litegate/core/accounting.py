@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import time
 
-from .targets import Call, Services
-from .usage import UsageRow
+from litegate.core.services import Call, Services
+from litegate.usage import UsageRow
 
 
 def cost_of(call: Call) -> float:
     u = call.usage
-    if u is None or call.target is None:
+    if u is None or call.attempt is None:
         return 0.0
     cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0
-    return call.target.price.cost(u.prompt_tokens, u.completion_tokens, cached)
+    return call.attempt.deployment.price.cost(u.prompt_tokens, u.completion_tokens, cached)
 
 
 def finish(svc: Services, call: Call, status: int, error_code: str | None) -> None:
@@ -36,7 +36,7 @@ def finish(svc: Services, call: Call, status: int, error_code: str | None) -> No
             error_code=error_code, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
             cost=cost, latency_ms=round(elapsed * 1000, 2),
             ttft_ms=round(call.first_token_s * 1000, 2) if call.first_token_s is not None else None,
-            server_tool_calls=call.server_tool_calls, stream=call.stream))
+            server_tool_calls=call.server_tool_calls, stream=call.stream, face=call.face))
     _metrics(svc, call, status, prompt, completion, cached, cost, elapsed)
 
 
@@ -45,7 +45,7 @@ def _metrics(svc: Services, call: Call, status: int, prompt: int, completion: in
     m = svc.metrics
     model, key = call.model or "unknown", call.key or "anonymous"
     m.inc("litegate_requests_total", (("model", model), ("deployment", call.deployment or ""), ("key", key),
-                                      ("status", str(status))))
+                                      ("status", str(status)), ("face", call.face)))
     for kind, n in (("prompt", prompt), ("completion", completion), ("cached", cached)):
         if n:
             m.inc("litegate_tokens_total", (("model", model), ("key", key), ("type", kind)), n)

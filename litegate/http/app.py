@@ -1,29 +1,31 @@
-"""Assembly: create_app() wires routes, middlewares and the shared services (backend sessions,
-usage store, limits, metrics) under typed AppKeys; daemon.py runs it as a service.
+"""Assembly: create_app() wires the middleware stack, each face's routes and the shared services
+(backend sessions, usage store, limits, metrics) under typed AppKeys; service/daemon.py runs the app.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import time
 from collections.abc import AsyncIterator
 
-import platformdirs
-
 import aiohttp
+import platformdirs
 import structlog
 from aiohttp import web
 
-from . import admin, api, dashboard, limits, upstream
-from .config import Budget, Config, ConfigError, ConfigHolder
-from .errors import GatewayError
-from .gateway import Services
-from .tools import SearchCache
-from .usage import UsageStore
+from litegate import upstream
+from litegate.config import Budget, ConfigHolder
+from litegate.core import limits
+from litegate.core.services import Services
+from litegate.errors import GatewayError
+from litegate.http import admin, dashboard, middleware, openai, probes
+from litegate.http.appkeys import HOLDER, SERVICES, STARTED
+from litegate.tools import SearchCache
+from litegate.usage import UsageStore
 
-USAGE = web.AppKey("usage", object)
+USAGE = web.AppKey("usage", UsageStore)
+ROUTES = (probes.add_routes, openai.add_routes, admin.add_routes, dashboard.add_routes)  # one row per face
 
 logger = structlog.get_logger("litegate")
 
@@ -32,27 +34,15 @@ def create_app(holder: ConfigHolder) -> web.Application:
     cfg = holder.current
     app = web.Application(
         client_max_size=int(cfg.server.max_body_mb * (1 << 20)),
-        middlewares=[api.context_middleware, api.error_middleware, api.auth_middleware],
+        middlewares=middleware.MIDDLEWARES,
     )
-    app[api.HOLDER] = holder
-    app[api.STARTED] = time.time()
+    app[HOLDER] = holder
+    app[STARTED] = time.time()
     app.cleanup_ctx.append(_usage_store)  # first in, last out: its teardown runs after _services'
     app.cleanup_ctx.append(_services)
-    app[admin.RELOAD] = _reload_without_env(holder)  # daemon.py replaces it with its Reloader
-    api.add_routes(app)
-    admin.add_routes(app)
-    dashboard.add_routes(app)
+    for add_routes in ROUTES:
+        add_routes(app)
     return app
-
-
-def _reload_without_env(holder: ConfigHolder):
-    async def reload() -> tuple[bool, str | None]:
-        try:
-            holder.reload()
-        except ConfigError as e:
-            return False, e.describe()
-        return True, None
-    return reload
 
 
 async def _usage_store(app: web.Application) -> AsyncIterator[None]:
@@ -62,7 +52,7 @@ async def _usage_store(app: web.Application) -> AsyncIterator[None]:
     waited (up to server.shutdown_grace_s) for every in-flight request and stream, so the rows the last
     streams record are still here to flush. (on_shutdown would be too early: it runs before the drain.)
     """
-    cfg = app[api.HOLDER].current
+    cfg = app[HOLDER].current
     store = None
     if cfg.usage.enabled:
         path = cfg.usage.path or os.environ.get("LITEGATE_DATA_DIR") or platformdirs.user_data_dir("litegate")
@@ -75,7 +65,7 @@ async def _usage_store(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[api.HOLDER].current
+    cfg = app[HOLDER].current
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30, enable_cleanup_closed=True),
         timeout=aiohttp.ClientTimeout(total=None),
@@ -84,9 +74,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     fetcher = upstream.fetch_session(allow_private=False)
     open_fetcher = upstream.fetch_session(allow_private=True)
-    ttl = cfg.web_search.cache_ttl_s if cfg.web_search else 3600
-    services = app[api.SERVICES] = Services(session=session, fetcher=fetcher, open_fetcher=open_fetcher,
-                                            usage=app[USAGE], search_cache=SearchCache(ttl_s=ttl, max_entries=2048))
+    services = app[SERVICES] = Services(session=session, fetcher=fetcher, open_fetcher=open_fetcher,
+                                        usage=app[USAGE], search_cache=SearchCache(max_entries=2048))
     budgets = any(k.budget != Budget() for k in cfg.auth.keys)
     if budgets and services.usage is not None and services.usage.available:
         await _restore_limits(services)  # only budgets need history; rate windows start empty
@@ -114,26 +103,9 @@ async def _restore_limits(services: Services) -> None:
 async def _poll_loaded(app: web.Application, services: Services) -> None:
     """Keep Backends' view of loaded Ollama models fresh (router.ollama_poll_s; 0 = off)."""
     while True:
-        cfg = app[api.HOLDER].current
+        cfg = app[HOLDER].current
         if cfg.router.ollama_poll_s <= 0:
             await asyncio.sleep(5)
             continue
         await services.backends.poll_loaded(services.session, cfg)
         await asyncio.sleep(cfg.router.ollama_poll_s)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(cfg: Config, host: str) -> str | None:
-    """A reason to refuse start-up: a non-loopback bind with no keys would open the gateway to all."""
-    if not is_loopback(host) and not cfg.auth.keys:
-        return (f"refusing to listen on {host} without API keys: anyone on the network could use your models. "
-                f"Add auth.keys to the config (see README, 'Keys'), or bind 127.0.0.1")
-    return None

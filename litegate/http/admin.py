@@ -11,13 +11,20 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from . import auth
-from .api import CALL, HOLDER, PRINCIPAL, SERVICES, backends_body
-from .config import redacted
-from .errors import BadRequest
-from .gateway import Call
+import structlog
 
-RELOAD = web.AppKey("reload", object)  # async () -> (ok, error text); set by app.py
+from litegate import log
+from litegate.config import ConfigError, ConfigHolder, redacted
+from litegate.config.envfile import EnvFileError
+from litegate.core import auth
+from litegate.core.services import Call
+from litegate.errors import BadRequest
+from litegate.http.appkeys import CALL, HOLDER, PRINCIPAL, SERVICES
+from litegate.http.probes import backends_body
+
+logger = structlog.get_logger("litegate")
+
+RESTART_ONLY = ("host", "port", "max_body_mb", "shutdown_grace_s")
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -109,15 +116,34 @@ async def config(request: web.Request) -> web.Response:
                   "last_reload": holder.last_reload, "usage_store": store.stats() if store else None})
 
 
-async def reload(request: web.Request) -> web.Response:
+async def reload_config(request: web.Request) -> web.Response:
+    """POST /admin/reload: 200 with the new snapshot's time, or 400 naming what is wrong (old config kept)."""
     _admin(request)
-    ok, error = await request.app[RELOAD]()
     holder = request.app[HOLDER]
-    return _json({"ok": ok, "error": error, "loaded_at": holder.current.loaded_at})
+    reload(holder, "admin")
+    return _json({"ok": True, "loaded_at": holder.current.loaded_at})
+
+
+def reload(holder: ConfigHolder, reason: str) -> None:
+    """Swap in the config file as it is now (env file re-read), or raise and keep the old one."""
+    old = holder.current
+    try:
+        cfg = holder.reload()
+    except ConfigError as e:
+        logger.error("config_reload_failed", reason=reason, config=e.source, problems=[f"{p}: {r}" for p, r in e.problems])
+        raise BadRequest(f"reload failed, the old config stays: {e.describe()}", code="invalid_config") from None
+    except EnvFileError as e:
+        logger.error("config_reload_failed", reason=reason, problems=[str(e)])
+        raise BadRequest(f"reload failed, the old config stays: {e}", code="invalid_config") from None
+    if (cfg.server.log_level, cfg.server.log_format) != (old.server.log_level, old.server.log_format):
+        log.configure(cfg.server.log_level, cfg.server.log_format)
+    changed = [f"server.{f}" for f in RESTART_ONLY if getattr(cfg.server, f) != getattr(old.server, f)]
+    logger.info("config_reloaded", reason=reason, models=len(cfg.groups()), restart_needed=changed or None)
+
 
 
 def add_routes(app: web.Application) -> None:
     for path, handler in (("usage", usage), ("timeseries", timeseries), ("errors", errors), ("limits", limits),
                           ("live", live), ("backends", backends), ("config", config)):
         app.router.add_get(f"/admin/{path}", handler)
-    app.router.add_post("/admin/reload", reload)
+    app.router.add_post("/admin/reload", reload_config)

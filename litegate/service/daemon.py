@@ -23,10 +23,12 @@ import time
 import structlog
 from aiohttp import web
 
-from . import admin, log
-from .app import check_exposure, create_app
-from .config import ConfigError, ConfigHolder, load
-from .envfile import EnvFile, EnvFileError
+from litegate import log
+from litegate.config import ConfigError, ConfigHolder, exposure_problem, load
+from litegate.config.envfile import EnvFileError, environment
+from litegate.errors import GatewayError
+from litegate.http import admin
+from litegate.http.app import create_app
 
 logger = structlog.get_logger("litegate")
 
@@ -36,7 +38,7 @@ EX_FAILURE = 1
 WATCH_INTERVAL_S = 1.0
 
 
-async def _run(holder: ConfigHolder, host: str, port: int, env: EnvFile | None = None) -> int:
+async def _run(holder: ConfigHolder, host: str, port: int) -> int:
     cfg = holder.current
     app = create_app(holder)
     # shutdown_timeout bounds the drain: runner.cleanup() stops the site (listening socket closed), waits for
@@ -53,8 +55,7 @@ async def _run(holder: ConfigHolder, host: str, port: int, env: EnvFile | None =
     if port == 0:
         port = runner.addresses[0][1]  # `--port 0`: say which port the system picked
     loop = asyncio.get_running_loop()
-    reload = Reloader(holder, env)
-    app[admin.RELOAD] = reload.from_admin
+    reload = Reloader(holder)
     stop = asyncio.Event()
     _on_signals(loop, reload, stop, cfg.server.shutdown_grace_s)
     watcher = asyncio.create_task(_watch(holder, reload, LogFiles()))
@@ -88,43 +89,22 @@ def _on_signals(loop: asyncio.AbstractEventLoop, reload: Reloader, stop: asyncio
 
 
 class Reloader:
-    """The one door for reloads (SIGHUP, file watch): env file, then config; swap whole or keep the old."""
+    """SIGHUP and the file watch come through here to admin.reload, the one door; it never raises."""
 
-    RESTART_ONLY = ("host", "port", "max_body_mb", "shutdown_grace_s")
-
-    def __init__(self, holder: ConfigHolder, env: EnvFile | None = None) -> None:
-        self.holder, self.env = holder, env
+    def __init__(self, holder: ConfigHolder) -> None:
+        self.holder = holder
         self.stamp = _stamp(holder.path)
 
     def __call__(self, reason: str = "sighup") -> bool:
         self.stamp = _stamp(self.holder.path)
-        old = self.holder.current
         try:
-            if self.env:
-                self.env.apply()
-            cfg = self.holder.reload()
-        except EnvFileError as e:
-            self.holder.last_reload = {"ok": False, "at": time.time(), "error": str(e)}
-            logger.error("config_reload_failed", reason=reason, problems=[str(e)])
-            return False
-        except ConfigError as e:
-            logger.error("config_reload_failed", reason=reason, config=e.source,
-                         problems=[f"{p}: {r}" for p, r in e.problems])
-            return False
+            admin.reload(self.holder, reason)
+        except GatewayError:
+            return False  # logged by admin.reload; the old config stays
         except Exception:  # a reload must never take the running server down with it
             logger.exception("config_reload_failed", reason=reason)
             return False
-        if (cfg.server.log_level, cfg.server.log_format) != (old.server.log_level, old.server.log_format):
-            log.configure(cfg.server.log_level, cfg.server.log_format)
-        changed = [f"server.{f}" for f in self.RESTART_ONLY if getattr(cfg.server, f) != getattr(old.server, f)]
-        logger.info("config_reloaded", reason=reason, models=len(cfg.groups()), restart_needed=changed or None)
         return True
-
-
-    async def from_admin(self) -> tuple[bool, str | None]:
-        """The dashboard's reload button: same door, with the reason it failed."""
-        ok = self("admin")
-        return ok, None if ok else self.holder.last_reload.get("error") or "see the log"
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:
@@ -218,11 +198,8 @@ def _event_loop_run(choice: str, main):
 
 
 def serve(config_path: str, host: str | None = None, port: int | None = None, env_file: str | None = None) -> int:
-    env = EnvFile(env_file) if env_file else None
     try:
-        if env:
-            env.apply()
-        cfg = load(config_path)
+        cfg = load(config_path, environment(env_file))
     except EnvFileError as e:
         return _fail(str(e), EX_CONFIG)
     except ConfigError as e:
@@ -230,10 +207,10 @@ def serve(config_path: str, host: str | None = None, port: int | None = None, en
     log.configure(cfg.server.log_level, cfg.server.log_format)
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
-    refusal = check_exposure(cfg, host)
+    refusal = exposure_problem(cfg, host)
     if refusal:
         return _fail(refusal, EX_CONFIG)
     try:
-        return _event_loop_run(cfg.server.event_loop, _run(ConfigHolder(config_path, cfg), host, port, env))
+        return _event_loop_run(cfg.server.event_loop, _run(ConfigHolder(config_path, cfg, env_file=env_file, host=host), host, port))
     except KeyboardInterrupt:
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
+from litegate import __version__
 
 ENV_FILE_HELP = ("read KEY=VALUE lines into the environment before loading the config (where the secrets "
                  "that api_key_env / key_env name live; must be chmod 600; re-read on reload)")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(f"litegate {__version__}")
         return 0
-    from . import commands
+    from litegate.service import commands
 
     if args.command == "check-config":
         return commands.check_config(args.path, args.env_file)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return commands.keys_new(args.name)
     if args.command == "usage":
         return commands.usage(args.config, args.db, args.since, args.by, args.env_file)
-    from .daemon import serve
+    from litegate.service.daemon import serve
 
     return serve(args.config, args.host, args.port, env_file=args.env_file)
 

@@ -14,8 +14,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from .config import Config, Key
-from .errors import Forbidden, Unauthorized
+from litegate.config import Config, Key
+from litegate.errors import Forbidden, Unauthorized
 
 KEY_PREFIX = "sk-lg-"
 

@@ -1,0 +1,129 @@
+"""Running a plan's attempts: a slot on each deployment, the call, and what its outcome teaches.
+
+`walk()` goes through router.attempts in order: it takes a slot on the deployment (bounded
+queue), makes the attempt, reports success or failure to Backends (latency, cooldown) and
+backs off before the next try. Retries and fallbacks happen only until an answer has begun:
+`request()` for a whole reply, `stream()` until the first event of a streamed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import TypeVar
+
+from litegate import upstream
+from litegate.config import Config, Deployment
+from litegate.core import router
+from litegate.core.services import Call, Plan, Services
+from litegate.errors import GatewayError
+from litegate.providers import PROVIDERS, Provider, UpstreamRequest
+from litegate.wire import ChatCompletion, ChatRequest, StreamEvent
+
+T = TypeVar("T")
+Build = Callable[[Deployment, Provider], Awaitable[UpstreamRequest]]
+
+
+async def walk(svc: Services, call: Call, plan: Plan, attempt: Callable[[Deployment, Provider], Awaitable[T]], *,
+               hold: AsyncExitStack | None = None) -> T:
+    """Try attempts in order until one succeeds; `hold` keeps the deployment's slot until it closes."""
+    last: GatewayError | None = None
+    cfg = call.cfg
+    for att in router.attempts(cfg, plan.model, plan.route, svc.rng, state=svc.backends.view(),
+                               now=svc.backends.clock(), tokens=plan.tokens):
+        if last is not None:
+            pause = _backoff(cfg, att.retry, last)
+            call.backoff_s += pause
+            await asyncio.sleep(pause)
+        call.attempt = att
+        d = att.deployment
+        t0 = time.perf_counter()
+        try:
+            lease = await svc.backends.acquire(d, d.timeouts.first_token_s)
+        except GatewayError as e:
+            call.tried.append(d.id)
+            last = e
+            continue
+        try:
+            result = await attempt(d, PROVIDERS[d.provider])
+        except GatewayError as e:
+            lease.release()
+            svc.backends.failed(cfg, d, e)
+            call.tried.append(d.id)
+            if not (e.retryable or e.code == "context_length_exceeded"):  # a bigger model may take it
+                raise
+            last = e
+            continue
+        except BaseException:
+            lease.release()
+            raise
+        svc.backends.succeeded(d, (time.perf_counter() - t0) * 1000)
+        if hold is None:
+            lease.release()
+        else:
+            hold.callback(lease.release)
+        return result
+    assert last is not None
+    if len(call.tried) > 1:
+        last.message = f"{last.message} (tried: {', '.join(dict.fromkeys(call.tried))})"
+    raise last
+
+
+def _backoff(cfg: Config, retry: int, err: GatewayError) -> float:
+    base = cfg.router.retry_backoff_s * (2 ** max(0, retry - 1)) if retry else 0.0
+    return min(max(base, err.retry_after or 0.0), 10.0)
+
+
+async def request(svc: Services, call: Call, plan: Plan, build: Build,
+                  parse: Callable[[Provider, bytes, Deployment], T]) -> T:
+    """One whole reply: build the upstream request, send it, parse the body; retried as the plan allows."""
+
+    async def attempt(d: Deployment, p: Provider) -> T:
+        ureq = await build(d, p)
+        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
+        return parse(p, body, d)
+
+    return await walk(svc, call, plan, attempt)
+
+
+async def stream(svc: Services, call: Call, plan: Plan, build: Build,
+                 parse: Callable[[Provider], Callable], stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
+    """The events of the first deployment that answers; its connection and slot then belong to `stack`."""
+
+    async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+        mine = AsyncExitStack()
+        try:
+            ureq = await build(d, p)
+            frames = await call.waiting(mine.enter_async_context(
+                upstream.open_stream(svc.session, ureq, d.timeouts, p.parse_error, d.id, p.framing)))
+            events = parse(p)(frames, d)
+            mine.push_async_callback(events.aclose)
+            first = await call.waiting(events.__anext__())
+        except StopAsyncIteration:
+            await mine.aclose()
+            raise GatewayError(f"deployment {d.id} sent an empty stream", status=502, retryable=True) from None
+        except BaseException:
+            await mine.aclose()
+            raise
+        stack.push_async_exit(mine)
+        return events, first
+
+    events, first = await walk(svc, call, plan, attempt, hold=stack)
+    return _chain(first, events)
+
+
+async def _chain(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    yield first
+    async for ev in rest:
+        yield ev
+
+
+async def complete(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatCompletion:
+    """A plain chat call with no images to fetch and no provider memo (the classifier's)."""
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return p.build_chat(req, d, {})
+
+    return await request(svc, call, plan, build, lambda p, body, d: p.parse_chat(body, d))

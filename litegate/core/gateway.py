@@ -1,0 +1,179 @@
+"""The one use case every face shares: answer a planned request with the model's events.
+
+`chat_events` is the straight path: the plan's attempts (retries and fallbacks before the first
+event), or the server-side tool loop when the plan gives the model server tools; provider state
+riding on tool calls is remembered on the way, and the usage the answer reports lands on the
+Call. `chat` is the same answer whole. Faces turn either into their own API's frames; the HTTP
+edge adds keep-alives while an answer is slow. Completions and embeddings are the same walk
+with other provider functions.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import msgspec
+from msgspec import UNSET
+
+from litegate import upstream
+from litegate.config import Deployment
+from litegate.core import attempts
+from litegate.core.events import Aggregator
+from litegate.core.services import Call, Plan, Services
+from litegate.errors import BadRequest
+from litegate.providers import Provider, UpstreamRequest, Vectors
+from litegate.providers.messages import image_url_of
+from litegate.tools import loop
+from litegate.tools.run import Kit
+from litegate.wire import (
+    ChatCompletion, ChatRequest, CompletionRequest, ContentPart, EmbeddingsRequest, ImageURL, StreamEvent,
+    TextCompletion, ToolCallDelta, Usage, UsageEvent,
+)
+
+
+# ---------------------------------------------------------------- chat
+def chat_events(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    """Every event of the answer, streamed; the caller must close it (aclosing) if it stops early."""
+    if plan.server_tools:
+        return _remembered(svc, call, _looped(svc, call, plan, req))
+    return _remembered(svc, call, _model_events(svc, call, plan, req))
+
+
+async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatCompletion:
+    """The whole answer; one upstream request unless server tools make it a loop."""
+    if plan.server_tools:
+        agg = Aggregator()
+        async for ev in chat_events(svc, call, plan, req):
+            agg.feed(ev)
+        return msgspec.structs.replace(agg.result(req.model), memo=UNSET)
+    images: dict[str, str] = {}
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return p.build_chat(await _prepared(svc, call, req, p, images), d, svc.memo)
+
+    result = await attempts.request(svc, call, plan, build, lambda p, body, d: p.parse_chat(body, d))
+    for key, value in (result.memo or {}).items():
+        svc.memo.put(key, value)
+    call.usage = result.usage if result.usage is not UNSET else None
+    return msgspec.structs.replace(result, model=req.model, memo=UNSET)
+
+
+async def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    """One model call, streamed, with retries and fallbacks until its first event."""
+    images: dict[str, str] = {}
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return p.build_chat(await _prepared(svc, call, req, p, images), d, svc.memo)
+
+    async with AsyncExitStack() as stack:
+        async for ev in await attempts.stream(svc, call, plan, build, lambda p: p.parse_chat_stream, stack):
+            yield ev
+
+
+def _looped(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    ws = call.cfg.web_search
+    kit = Kit(session=svc.session, fetcher=svc.fetcher_for(call.cfg.fetch_url.allow_private), cfg=call.cfg,
+              cache=svc.search_cache, allow_search=lambda: svc.limits.allow_search(
+                  call.key, call.admitted.searches_per_day if call.admitted else None,
+                  ws.searches_per_day if ws else None),
+              count=lambda tool, outcome: svc.metrics.inc("litegate_search_calls_total",
+                                                          (("tool", tool), ("outcome", outcome))))
+
+    def counted(n: int) -> None:
+        call.server_tool_calls += n
+
+    return loop.run(loop.expand_history(req, svc.memo.get), plan.server_tools,
+                    call_model=lambda r: _model_events(svc, call, plan, r), kit=kit, remember=svc.memo.merge,
+                    max_rounds=ws.max_rounds if ws else 4, on_tool_calls=counted)
+
+
+async def _remembered(svc: Services, call: Call, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    """Keep provider state riding on tool calls, and the answer's usage, as the events pass."""
+    try:
+        async for ev in events:
+            t = type(ev)
+            if t is ToolCallDelta:
+                if ev.extra and ev.id:
+                    svc.memo.merge(ev.id, ev.extra)
+            elif t is UsageEvent:
+                call.usage = ev.usage
+            yield ev
+    finally:
+        await events.aclose()
+
+
+# ---------------------------------------------------------------- images
+async def _prepared(svc: Services, call: Call, req: ChatRequest, p: Provider, images: dict[str, str]) -> ChatRequest:
+    """Replace http(s) image URLs by data URIs for backends that cannot fetch them."""
+    if not p.inline_image_urls or not any(
+            isinstance(m.content, list) and any(_remote(part) for part in m.content) for m in req.messages):
+        return req
+    messages = list(req.messages)
+    for i, m in enumerate(messages):
+        if isinstance(m.content, list) and any(_remote(part) for part in m.content):
+            parts = [await _inline(svc, call, part, f"messages[{i}].content[{j}].image_url", images)
+                     if _remote(part) else part for j, part in enumerate(m.content)]
+            messages[i] = msgspec.structs.replace(m, content=parts)
+    return msgspec.structs.replace(req, messages=messages)
+
+
+def _remote(part: ContentPart) -> bool:
+    url = image_url_of(part)
+    return url is not None and not url.startswith("data:")
+
+
+async def _inline(svc: Services, call: Call, part: ContentPart, where: str, images: dict[str, str]) -> ContentPart:
+    url = image_url_of(part) or ""
+    if url not in images:
+        cfg = call.cfg.images
+        try:
+            content_type, body = await call.waiting(upstream.fetch(
+                svc.fetcher_for(cfg.allow_private), url, max_bytes=int(cfg.max_mb * (1 << 20)),
+                timeout_s=cfg.timeout_s, allow_private=cfg.allow_private))
+        except upstream.FetchRefused as e:
+            raise BadRequest(f"{where}: cannot fetch image {url!r}: {e}", param=where) from None
+        mime, _ = upstream.media_type(content_type)
+        if not mime.startswith("image/"):
+            raise BadRequest(f"{where}: {url!r} is not an image (content type {mime or 'unknown'})", param=where)
+        images[url] = f"data:{mime};base64,{base64.b64encode(body).decode()}"
+    detail = part.image_url.detail if isinstance(part.image_url, ImageURL) else None
+    return msgspec.structs.replace(part, image_url=ImageURL(images[url], detail))
+
+
+# ---------------------------------------------------------------- completions and embeddings
+def _require(p: Provider, what: str, d: Deployment, fn):
+    if fn is None:
+        raise BadRequest(f"model '{d.name}' ({p.name}) does not support {what}", param="model")
+    return fn
+
+
+async def completion(svc: Services, call: Call, plan: Plan, req: CompletionRequest) -> TextCompletion:
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return _require(p, "/v1/completions", d, p.build_completion)(req, d)
+
+    result = await attempts.request(svc, call, plan, build, lambda p, body, d: p.parse_completion(body, d))
+    call.usage = result.usage or None
+    return msgspec.structs.replace(result, model=req.model)
+
+
+async def completion_events(svc: Services, call: Call, plan: Plan, req: CompletionRequest
+                            ) -> AsyncIterator[StreamEvent]:
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return _require(p, "/v1/completions", d, p.build_completion)(req, d)
+
+    async with AsyncExitStack() as stack:
+        async for ev in await attempts.stream(svc, call, plan, build, lambda p: p.parse_completion_stream, stack):
+            if type(ev) is UsageEvent:
+                call.usage = ev.usage
+            yield ev
+
+
+async def embed(svc: Services, call: Call, plan: Plan, req: EmbeddingsRequest) -> Vectors:
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return _require(p, "embeddings", d, p.build_embeddings)(req, d)
+
+    vectors = await attempts.request(svc, call, plan, build, lambda p, body, d: p.parse_embeddings(body, d))
+    call.usage = Usage.of(vectors.prompt_tokens, 0)
+    return vectors

@@ -1,0 +1,168 @@
+"""The middleware stack every request passes: its record and log line, the one error path, auth.
+
+`error_middleware` is the one place that turns errors into responses: every GatewayError, aiohttp
+HTTP exception and unexpected exception leaves in the shape of the face the request came in on
+(surfaces.surface_for), a redirect as a redirect, and a dashboard page's error as that page.
+`context_middleware` creates the request's Call and writes the one canonical log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+
+from litegate.core import accounting, auth
+from litegate.core.services import Call
+from litegate.errors import (
+    Forbidden, GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, SeeOther, Unauthorized,
+)
+from litegate.http import sessions
+from litegate.http.appkeys import CALL, HOLDER, PRINCIPAL, SERVICES
+from litegate.surfaces import surface_for
+
+log = structlog.get_logger("litegate.api")
+# A page of the dashboard may render its own errors (the sign-in form shows "wrong key" itself).
+ERROR_PAGE = web.AppKey("error_page", Callable[[web.Request, GatewayError], "web.Response | None"])
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's own id is kept only if it is this tame
+_QUIET = ("/health", "/ui/static/", "/admin/live")  # probes and the dashboard's 2-second poll
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler) -> web.StreamResponse:
+    given = request.headers.get("x-request-id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else "req_" + os.urandom(16).hex()
+    call = Call(cfg=request.app[HOLDER].current, request_id=request_id, headers=request.headers,
+                face=surface_for(request.path).name)
+    request[CALL] = call
+    status, error_code = 500, None
+    svc = request.app[SERVICES]
+    svc.metrics.in_flight += 1
+    svc.live[id(call)] = call  # by object: a client may reuse its own x-request-id
+    try:
+        resp = await handler(request)
+        status = resp.status
+        error_code = getattr(resp, "error_code", None) or call.stream_error
+        if not resp.prepared:
+            resp.headers["x-request-id"] = request_id
+            resp.headers.update(call.extra_headers)
+        return resp
+    except asyncio.CancelledError:
+        status, error_code = 499, "client_disconnected"  # nginx's code for a client that went away
+        raise
+    finally:
+        svc.metrics.in_flight -= 1
+        svc.live.pop(id(call), None)
+        if call.endpoint is not None:
+            accounting.finish(svc, call, status, error_code)
+        _access_log(request, call, status, error_code)
+
+
+def _access_log(request: web.Request, call: Call, status: int, error_code: str | None) -> None:
+    if request.path.startswith(_QUIET):
+        return
+    usage = call.usage
+    log.info("request", request_id=call.request_id, method=request.method, path=request.path, status=status,
+             face=call.face, model=call.model or None, deployment=call.deployment, route=call.route,
+             tried=call.tried or None, key=call.key, error=error_code,
+             prompt_tokens=usage.prompt_tokens if usage else None,
+             completion_tokens=usage.completion_tokens if usage else None,
+             duration_ms=round((time.perf_counter() - call.started) * 1000, 1),
+             ttft_ms=round(call.first_token_s * 1000, 1) if call.first_token_s is not None else None,
+             upstream_ms=round(call.upstream_s * 1000, 1))
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as e:
+        return error_response(request, e)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[HOLDER].current.server.max_body_mb
+        return error_response(request, PayloadTooLarge(f"request body is larger than server.max_body_mb "
+                                                       f"({limit:g} MB)"))
+    except web.HTTPNotFound:
+        return error_response(request, NotFound(f"no route for {request.method} {request.path}"))
+    except web.HTTPMethodNotAllowed:
+        return error_response(request, MethodNotAllowed(f"{request.method} is not allowed on {request.path}"))
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return error_response(request, GatewayError(e.reason, status=e.status, error_type="invalid_request_error"))
+    except Exception:
+        log.exception("unhandled_error", path=request.path)
+        return error_response(request, InternalError("litegate hit an internal error; see its log"))
+
+
+def error_response(request: web.Request, err: GatewayError) -> web.Response:
+    if isinstance(err, SeeOther):
+        return web.Response(status=err.status, headers=err.headers())
+    page = request.app.get(ERROR_PAGE)
+    resp = page(request, err) if page is not None and sessions.is_page(request.path) else None
+    if resp is None:
+        status, body = surface_for(request.path).render_error(err)
+        resp = web.Response(body=body, status=status, content_type="application/json", headers=err.headers())
+    resp.error_code = err.code or err.type  # type: ignore[attr-defined]
+    return resp
+
+
+# ---------------------------------------------------------------- auth
+PUBLIC_PATHS = frozenset({"/health", "/health/backends", "/metrics"})  # the latter two check admin themselves
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
+    path = request.path
+    if request.method not in sessions.SAFE_METHODS and sessions.accepts_cookie(path):
+        _same_origin(request)
+    if path not in PUBLIC_PATHS and not sessions.is_public(path):
+        call: Call = request[CALL]
+        try:
+            principal = _session_principal(request, call) or auth.authenticate(
+                call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"))
+        except Unauthorized:
+            if sessions.is_page(path) and request.method in ("GET", "HEAD"):
+                raise SeeOther(sessions.sign_in_location(request.path_qs)) from None
+            raise
+        request[PRINCIPAL] = principal
+        call.key = principal.name
+    return await handler(request)
+
+
+def _same_origin(request: web.Request) -> None:
+    """A browser posting to /ui or /admin from another site's page is refused, keys or not (the open,
+    key-less loopback mode has no session token to check, but browsers always say where they come from)."""
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        raise Forbidden(f"cross-site {request.method} from {origin} refused", code="csrf_failed")
+
+
+def _session_principal(request: web.Request, call: Call) -> auth.Principal | None:
+    """A dashboard session cookie stands for its admin key on /ui and /admin routes (a bearer key wins).
+
+    A cookie rides along on any request the browser makes, so an unsafe method must also carry the
+    session's CSRF token in a header, which another site's page cannot read or set."""
+    store = request.app.get(sessions.SESSIONS)
+    if store is None or not call.cfg.auth.keys or not sessions.accepts_cookie(request.path):
+        return None
+    if request.headers.get("authorization") or request.headers.get("x-api-key"):
+        return None
+    found = store.resolve(call.cfg, request.cookies.get(sessions.COOKIE))
+    if found is None:
+        return None
+    session, key = found
+    if request.method not in sessions.SAFE_METHODS and not session.csrf_ok(request.headers.get(sessions.CSRF_HEADER)):
+        raise Forbidden(f"a signed-in {request.method} needs the session's {sessions.CSRF_HEADER} header",
+                        code="csrf_failed")
+    return auth.Principal(key.name, key.models, key.admin, key)
+
+
+MIDDLEWARES: tuple[Callable[..., Awaitable[web.StreamResponse]], ...] = (
+    context_middleware, error_middleware, auth_middleware)

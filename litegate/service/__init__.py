@@ -1,0 +1,1 @@
+"""Running litegate: the command line, offline commands and the daemon's life cycle."""
