@@ -95,7 +95,23 @@ class StreamOptions(_In):
     include_obfuscation: bool | None = None
 
 
-class ChatRequest(_In):
+class _Streamed:
+    """What chat and legacy completion requests share: the usage chunk switch and the stop list."""
+
+    __slots__ = ()
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def stop_list(self) -> list[str] | None:
+        if self.stop is None:
+            return None
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class ChatRequest(_In, _Streamed):
     model: str
     messages: list[Message]
     stream: bool = False
@@ -130,16 +146,6 @@ class ChatRequest(_In):
     def max_output(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
-    @property
-    def include_usage(self) -> bool:
-        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
-
-    @property
-    def stop_list(self) -> list[str] | None:
-        if self.stop is None:
-            return None
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
-
 
 class EmbeddingsRequest(_In):
     model: str
@@ -150,7 +156,7 @@ class EmbeddingsRequest(_In):
     user: str | None = None
 
 
-class CompletionRequest(_In):
+class CompletionRequest(_In, _Streamed):
     model: str
     prompt: Union[str, list[Union[str, int, list[int]]], None] = None
     suffix: str | None = None
@@ -169,16 +175,6 @@ class CompletionRequest(_In):
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
     user: str | None = None
-
-    @property
-    def include_usage(self) -> bool:
-        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
-
-    @property
-    def stop_list(self) -> list[str] | None:
-        if self.stop is None:
-            return None
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
 # ---------------------------------------------------------------- responses
@@ -360,40 +356,10 @@ StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish, UsageEvent
 
 
 # ---------------------------------------------------------------- other endpoints
-class Model(msgspec.Struct):
-    id: str
-    created: int
-    owned_by: str
-    object: str = "model"
-
-
-class ModelList(msgspec.Struct):
-    data: list[Model]
-    object: str = "list"
-
-
-class Embedding(msgspec.Struct):
-    index: int
-    embedding: Union[list[float], str]
-    object: str = "embedding"
-
-
 class Vectors(msgspec.Struct):
     """Embeddings as the backend returned them, before a face encodes them (float or base64)."""
     vectors: list[list[float]]
     prompt_tokens: int = 0
-
-
-class EmbeddingUsage(msgspec.Struct):
-    prompt_tokens: int = 0
-    total_tokens: int = 0
-
-
-class EmbeddingList(msgspec.Struct):
-    data: list[Embedding]
-    model: str
-    usage: EmbeddingUsage
-    object: str = "list"
 
 
 class CompletionChoice(msgspec.Struct):

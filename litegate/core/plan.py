@@ -86,3 +86,17 @@ async def classify(svc: Services, cfg: Config, c: Classifier, text: str) -> str 
     except (GatewayError, asyncio.TimeoutError) as e:
         log.warning("classifier_failed", model=c.model, error=getattr(e, "code", None) or type(e).__name__)
     return label
+
+
+def visible_models(cfg: Config, principal: auth.Principal) -> list[tuple[str, str]]:
+    """(name, owner) for every name the principal may send as `model`: models, virtual models, aliases."""
+    groups = cfg.groups()
+
+    def owner(name: str) -> str:
+        return groups[name][0].provider if name in groups else "litegate"
+
+    out = [(name, deps[0].provider) for name, deps in groups.items() if principal.may_use(name)]
+    out += [(name, "litegate") for name in cfg.router.routes if principal.may_use(name)]
+    out += [(alias, owner(target)) for alias, target in cfg.router.aliases.items()
+            if principal.may_use(alias) or principal.may_use(target)]
+    return out

@@ -11,15 +11,14 @@ from aiohttp import web
 
 from litegate.config import Config
 from litegate.core import gateway
+from litegate.core import plan as planning
 from litegate.core.auth import Principal
 from litegate.errors import BadRequest, NotFound
 from litegate.http import edge
 from litegate.http.appkeys import CALL, SERVICES
 from litegate.surfaces import openai as face
 from litegate.surfaces.base import decode
-from litegate.wire import (
-    Model, ModelList, chat_request_decoder, completion_request_decoder, embeddings_request_decoder,
-)
+from litegate.wire import chat_request_decoder, completion_request_decoder, embeddings_request_decoder
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -55,24 +54,14 @@ async def embeddings(request: web.Request) -> web.Response:
     return edge.reply(call, face.embeddings_reply(vectors, req.model, req.encoding_format))
 
 
-def models_for(cfg: Config, principal: Principal) -> list[Model]:
-    """Every name the principal may send as `model`: models, virtual models and aliases."""
-    groups = cfg.groups()
+def models_for(cfg: Config, principal: Principal) -> list[face.Model]:
     created = int(cfg.loaded_at)
-
-    def owner(name: str) -> str:
-        return groups[name][0].provider if name in groups else "litegate"
-
-    out = [Model(name, created, deps[0].provider) for name, deps in groups.items() if principal.may_use(name)]
-    out += [Model(name, created, "litegate") for name in cfg.router.routes if principal.may_use(name)]
-    out += [Model(alias, created, owner(target)) for alias, target in cfg.router.aliases.items()
-            if principal.may_use(alias) or principal.may_use(target)]
-    return out
+    return [face.Model(name, created, owner) for name, owner in planning.visible_models(cfg, principal)]
 
 
 async def list_models(request: web.Request) -> web.Response:
     call = request[CALL]
-    return edge.reply(call, ModelList(models_for(call.cfg, edge.principal_of(request))))
+    return edge.reply(call, face.ModelList(models_for(call.cfg, edge.principal_of(request))))
 
 
 async def get_model(request: web.Request) -> web.Response:

@@ -22,9 +22,40 @@ from litegate.errors import GatewayError
 from litegate.surfaces.base import Surface
 from litegate.wire import (
     ChatChunk, ChatCompletion, ChunkChoice, Citations, CompletionChoice, Delta, DeltaFunction, DeltaToolCall,
-    Embedding, EmbeddingList, EmbeddingUsage, Finish, ReasoningDelta, Started, StreamEvent, TextCompletion,
+    Finish, ReasoningDelta, Started, StreamEvent, TextCompletion,
     TextDelta, ToolCallDelta, Usage, UsageEvent, Vectors, encoder,
 )
+
+# ---------------------------------------------------------------- this face's own shapes
+class Model(msgspec.Struct):
+    id: str
+    created: int
+    owned_by: str
+    object: str = "model"
+
+
+class ModelList(msgspec.Struct):
+    data: list[Model]
+    object: str = "list"
+
+
+class Embedding(msgspec.Struct):
+    index: int
+    embedding: Union[list[float], str]
+    object: str = "embedding"
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingList(msgspec.Struct):
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+    object: str = "list"
+
 
 DONE = b"data: [DONE]\n\n"
 SSE = "text/event-stream"
