@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,12 @@ from tests.fakes import ollama as fake_ollama
 from tests.fakes import openai_compat as fake_openai
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "openai-openapi.yaml"
-# Usage databases of the apps and daemons the tests start go to a throwaway dir, never the user's.
-os.environ["LITEGATE_DATA_DIR"] = tempfile.mkdtemp(prefix="litegate-test-data-")
+
+
+@pytest.fixture(autouse=True)
+def _throwaway_data_dir(monkeypatch, tmp_path_factory) -> None:
+    """Usage databases of the apps and daemons a test starts go to a throwaway dir, never the user's."""
+    monkeypatch.setenv("LITEGATE_DATA_DIR", str(tmp_path_factory.mktemp("litegate-data")))
 
 
 @pytest.fixture

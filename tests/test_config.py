@@ -114,7 +114,9 @@ def test_example_configs_are_valid():
     env = {name: "x" for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "SERPER_API_KEY",
                                    "LITEGATE_KEY_LAPTOP", "LITEGATE_KEY_PHONE", "LITEGATE_KEY_ADMIN",
                                    "LITEGATE_KEY_FRIEND", "OPENROUTER_API_KEY")}
-    for path in sorted((ROOT / "config").glob("*.json")):
+    paths = sorted((ROOT / "config").glob("*.json"))
+    assert len(paths) >= 3, "the example configs are missing"
+    for path in paths:
         config.from_dict(json.loads(path.read_text()), source=str(path), env=env)
 
 

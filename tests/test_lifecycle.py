@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from collections.abc import Callable
@@ -48,8 +49,11 @@ def write_config(path: Path, backend: str, names: list[str], **server: Any) -> d
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without our variables, but always with a throwaway usage data dir (module-scoped
+    fixtures run before the per-test one that sets it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LITEGATE_", "OPENAI_", "UPSTREAM_"))}
-    return {**env, **extra}
+    data_dir = os.environ.get("LITEGATE_DATA_DIR") or tempfile.mkdtemp(prefix="litegate-test-data-")
+    return {**env, "LITEGATE_DATA_DIR": data_dir, **extra}
 
 
 class Gateway:

@@ -156,7 +156,7 @@ class Backends:
         self.loaded_models[base] = {"ok": True, "models": models, "checked_at": time.time()}
         names = {m["name"] for m in models}
         for d in deps:
-            self._get(d.id).loaded = _with_tag(d.model) in names
+            self._get(d.id).loaded = p.loaded_name(d.model) in names
 
     # ------------------------------------------------------------ report
     def report(self, cfg: Config) -> list[dict[str, Any]]:
@@ -196,10 +196,6 @@ class _View(Mapping):
 
     def __len__(self) -> int:
         return len(self._live)
-
-
-def _with_tag(model: str) -> str:
-    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
 
 
 def _discard(waiters: deque, fut: asyncio.Future) -> None:

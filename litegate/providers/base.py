@@ -56,12 +56,12 @@ class Provider:
     build_completion: Callable[[CompletionRequest, Deployment], UpstreamRequest] | None = None
     parse_completion: Callable[[bytes, Deployment], TextCompletion] | None = None
     parse_completion_stream: Callable[[AsyncIterator[bytes], Deployment], AsyncIterator[StreamEvent]] | None = None
-    # Health probe path (GET, relative to api_base) used by /health/backends.
-    health_path: str = ""
     # Where the backend lists its loaded models (GET, relative to api_base), and how to read it:
     # parse_loaded(body) -> [{"name", "size", "size_vram", "expires_at", "context_length"}].
     loaded_path: str = ""
     parse_loaded: Callable[[bytes], list[dict[str, Any]]] | None = None
+    # The name a configured model has in that list (Ollama lists `llama3` as `llama3:latest`).
+    loaded_name: Callable[[str], str] = str
 
 
 _ID_ALPHABET = string.ascii_letters + string.digits

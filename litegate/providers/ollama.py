@@ -303,6 +303,11 @@ class _Ps(msgspec.Struct):
 _ps = msgspec.json.Decoder(_Ps)
 
 
+def with_tag(model: str) -> str:
+    """Ollama's full name for a model: `llama3` is `llama3:latest`."""
+    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+
+
 def parse_loaded(body: bytes) -> list[dict[str, Any]]:
     """/api/ps -> the loaded models (ValueError when the body is not Ollama's)."""
     try:
@@ -316,6 +321,6 @@ PROVIDER = Provider(
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
     build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
     build_completion=build_completion, parse_completion=parse_completion,
-    parse_completion_stream=parse_completion_stream, health_path="/api/version",
-    loaded_path="/api/ps", parse_loaded=parse_loaded,
+    parse_completion_stream=parse_completion_stream,
+    loaded_path="/api/ps", parse_loaded=parse_loaded, loaded_name=with_tag,
 )

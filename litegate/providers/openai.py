@@ -272,5 +272,5 @@ PROVIDER = Provider(
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
     build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
     build_completion=build_completion, parse_completion=parse_completion,
-    parse_completion_stream=parse_completion_stream, health_path="/models",
+    parse_completion_stream=parse_completion_stream,
 )

@@ -15,7 +15,6 @@ from litegate.providers.anthropic.stream import parse_chat_stream
 PROVIDER = Provider(
     name="anthropic", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=False,
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
-    health_path="",
 )
 
 __all__ = ["JSON_TOOL", "PROVIDER", "THINKING_MEMO"]

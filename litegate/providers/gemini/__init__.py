@@ -15,7 +15,7 @@ from litegate.providers.gemini.stream import parse_chat_stream
 PROVIDER = Provider(
     name="gemini", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=True,
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
-    build_embeddings=build_embeddings, parse_embeddings=parse_embeddings, health_path="",
+    build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
 )
 
 __all__ = ["PROVIDER"]
