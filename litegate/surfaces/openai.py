@@ -66,64 +66,76 @@ def sse(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-class ChunkWriter:
-    """Feeds StreamEvents, returns SSE bytes. `finish()` closes the stream correctly."""
+class _Writer:
+    """What both OpenAI streams share: identity, the finish reason and usage seen, the closing frames."""
 
     media_type = SSE
     keepalive = KEEPALIVE
+    __slots__ = ("id", "created", "model", "include_usage", "finish_reason", "usage")
 
-    __slots__ = ("id", "created", "model", "include_usage", "reasoning", "role_sent", "saw_tool",
-                 "finish_reason", "usage")
-
-    def __init__(self, model: str, *, include_usage: bool, reasoning: bool = True, id: str | None = None) -> None:
-        self.id = id or completion_id()
-        self.created = int(time.time())
-        self.model = model
-        self.include_usage = include_usage
-        self.reasoning = reasoning
-        self.role_sent = False
-        self.saw_tool = False
+    def __init__(self, id: str, model: str, include_usage: bool) -> None:
+        self.id, self.created, self.model, self.include_usage = id, int(time.time()), model, include_usage
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
 
-    new_id = staticmethod(completion_id)
+    def _note(self, ev: StreamEvent) -> None:
+        if type(ev) is Finish:
+            self.finish_reason = ev.reason or self.finish_reason
+        elif type(ev) is UsageEvent:
+            self.usage = ev.usage
+
+    def _close(self, last: bytes, usage_chunk) -> list[bytes]:
+        """The finish chunk, exactly one usage chunk when asked for, then [DONE]."""
+        out = [last]
+        if self.include_usage:
+            usage = self.usage or Usage()
+            out.append(sse(encoder.encode(usage_chunk(self.id, self.created, self.model, [], usage=usage))))
+        out.append(DONE)
+        return out
+
+    def fail(self, err: GatewayError) -> list[bytes]:
+        return [sse(err.to_json())]
+
+
+class ChunkWriter(_Writer):
+    """Chat Completions chunks: feeds StreamEvents, returns SSE bytes; `finish()` closes the stream."""
+
+    __slots__ = ("reasoning", "role_sent", "saw_tool")
+
+    def __init__(self, model: str, *, include_usage: bool, reasoning: bool = True, id: str | None = None) -> None:
+        super().__init__(id or completion_id(), model, include_usage)
+        self.reasoning = reasoning
+        self.role_sent = False
+        self.saw_tool = False
 
     def _chunk(self, delta: Delta, finish: str | None = None) -> bytes:
         chunk = ChatChunk(self.id, self.created, self.model, [ChunkChoice(delta, 0, finish)],
                           usage=None if self.include_usage else UNSET)
         return sse(encoder.encode(chunk))
 
-    def _role(self, out: list[bytes], delta: Delta) -> Delta:
-        """Put the role on the first delta, as OpenAI does (with content "" when it has none)."""
-        if self.role_sent:
-            return delta
-        self.role_sent = True
-        delta.role = "assistant"
-        if delta.content is UNSET and delta.tool_calls is UNSET:
-            delta.content = ""
-        return delta
+    def _role(self, delta: Delta) -> bytes:
+        """The chunk, with the role on the first delta as OpenAI does (content "" when it has none)."""
+        if not self.role_sent:
+            self.role_sent = True
+            delta.role = "assistant"
+            if delta.content is UNSET and delta.tool_calls is UNSET:
+                delta.content = ""
+        return self._chunk(delta)
 
     def feed(self, ev: StreamEvent) -> list[bytes]:
-        out: list[bytes] = []
-        if type(ev) is TextDelta:
-            if ev.text:
-                out.append(self._chunk(self._role(out, Delta(content=ev.text))))
-        elif type(ev) is ToolCallDelta:
-            out.append(self._chunk(self._role(out, Delta(tool_calls=[self._tool_delta(ev)]))))
-        elif type(ev) is ReasoningDelta:
-            if ev.text and self.reasoning:
-                out.append(self._chunk(self._role(out, Delta(reasoning_content=ev.text))))
-        elif type(ev) is Finish:
-            if ev.reason:
-                self.finish_reason = ev.reason
-        elif type(ev) is UsageEvent:
-            self.usage = ev.usage
-        elif type(ev) is Started:
-            if not self.role_sent:
-                out.append(self.start())
-        elif type(ev) is Citations:
-            out.append(self._chunk(self._role(out, Delta(annotations=ev.annotations))))
-        return out
+        t = type(ev)
+        if t is TextDelta:
+            return [self._role(Delta(content=ev.text))] if ev.text else []
+        if t is ToolCallDelta:
+            return [self._role(Delta(tool_calls=[self._tool_delta(ev)]))]
+        if t is ReasoningDelta:
+            return [self._role(Delta(reasoning_content=ev.text))] if ev.text and self.reasoning else []
+        if t is Started:
+            return [] if self.role_sent else [self._role(Delta())]
+        if t is Citations:
+            return [self._role(Delta(annotations=ev.annotations))]
+        self._note(ev)
+        return []
 
     def _tool_delta(self, ev: ToolCallDelta) -> DeltaToolCall:
         self.saw_tool = True
@@ -132,49 +144,23 @@ class ChunkWriter:
                                  id=ev.id or UNSET, type="function")
         return DeltaToolCall(ev.index, DeltaFunction(arguments=ev.arguments))
 
-    def start(self) -> bytes:
-        """The role chunk, sent early when a client must see the stream begin (e.g. a tool loop)."""
-        return self._chunk(self._role([], Delta()))
-
-    @property
-    def started(self) -> bool:
-        return self.role_sent
-
     def final_reason(self) -> str:
-        if self.finish_reason == "stop" and self.saw_tool:
+        if self.saw_tool and self.finish_reason in (None, "stop"):
             return "tool_calls"
-        return self.finish_reason or ("tool_calls" if self.saw_tool else "stop")
+        return self.finish_reason or "stop"
 
     def finish(self) -> list[bytes]:
-        out = []
-        if not self.role_sent:
-            out.append(self.start())
-        out.append(self._chunk(Delta(), self.final_reason()))
-        if self.include_usage:
-            usage = self.usage or Usage()
-            out.append(sse(encoder.encode(ChatChunk(self.id, self.created, self.model, [], usage=usage))))
-        out.append(DONE)
-        return out
-
-    def fail(self, err: GatewayError) -> list[bytes]:
-        return [sse(err.to_json())]
+        opening = [] if self.role_sent else [self._role(Delta())]
+        return opening + self._close(self._chunk(Delta(), self.final_reason()), ChatChunk)
 
 
-class CompletionWriter:
+class CompletionWriter(_Writer):
     """Legacy /v1/completions streaming: `text_completion` chunks, usage chunk, `[DONE]`."""
 
-    media_type = SSE
-    keepalive = KEEPALIVE
-
-    __slots__ = ("id", "created", "model", "include_usage", "finish_reason", "usage")
+    __slots__ = ()
 
     def __init__(self, model: str, *, include_usage: bool) -> None:
-        self.id = self.new_id()
-        self.created = int(time.time())
-        self.model = model
-        self.include_usage = include_usage
-        self.finish_reason: str | None = None
-        self.usage: Usage | None = None
+        super().__init__(self.new_id(), model, include_usage)
 
     @staticmethod
     def new_id() -> str:
@@ -186,24 +172,13 @@ class CompletionWriter:
         return sse(encoder.encode(chunk))
 
     def feed(self, ev: StreamEvent) -> list[bytes]:
-        if type(ev) is TextDelta and ev.text:
-            return [self._chunk(ev.text)]
-        if type(ev) is Finish and ev.reason:
-            self.finish_reason = ev.reason
-        elif type(ev) is UsageEvent:
-            self.usage = ev.usage
+        if type(ev) is TextDelta:
+            return [self._chunk(ev.text)] if ev.text else []
+        self._note(ev)
         return []
 
     def finish(self) -> list[bytes]:
-        out = [self._chunk("", self.finish_reason or "stop")]
-        if self.include_usage:
-            out.append(sse(encoder.encode(TextCompletion(self.id, self.created, self.model, [],
-                                                         usage=self.usage or Usage()))))
-        out.append(DONE)
-        return out
-
-    def fail(self, err: GatewayError) -> list[bytes]:
-        return [sse(err.to_json())]
+        return self._close(self._chunk("", self.finish_reason or "stop"), TextCompletion)
 
 
 # ---------------------------------------------------------------- whole replies and errors
