@@ -1,0 +1,19 @@
+"""The Ollama face: Ollama's native API (/api/...) served by litegate, so apps that speak only
+Ollama (Enchanted, Home Assistant, Open WebUI's Ollama connection, Copilot's Ollama provider)
+reach every configured model by swapping one address (ollama.md §8, mapping.md §7).
+
+request: bodies in -> `Inbound` (the internal ChatRequest plus what only Ollama understands);
+stream: NDJSON StreamWriters for /api/chat and /api/generate; reply: whole replies and errors;
+models: /api/tags, /api/show, /api/ps and the `name:tag` spelling; timing: timestamps, durations.
+"""
+
+from __future__ import annotations
+
+from ..base import Surface
+from .reply import render_error
+
+# What /api/version reports: a real Ollama release, since Copilot refuses servers older than
+# 0.6.4 and Open WebUI parses it as dotted integers.
+OLLAMA_VERSION = "0.12.10"
+
+SURFACE = Surface(name="ollama", render_error=render_error)

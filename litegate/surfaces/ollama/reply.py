@@ -1,0 +1,86 @@
+"""Whole Ollama replies: /api/chat and /api/generate with stream:false, the load/unload reply,
+embeddings in both shapes, and errors as `{"error": "…"}` with the status Ollama would use.
+
+Non-streaming replies are one JSON object shaped like a stream's done line with the whole
+message in it (ollama.md §2, §8.5-§8.8).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from msgspec import UNSET
+
+from ...errors import GatewayError
+from ...wire import ChatCompletion, EmbeddingList
+from .stream import ChatLine, GenerateLine, OutCall, OutFunction, OutMessage, arguments_object, done_reason, final_line
+from .timing import Timing, now
+
+
+def chat(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
+    timing.mark()
+    choice = completion.choices[0]
+    m = choice.message
+    message = OutMessage(content=m.content or "")
+    if m.reasoning_content:
+        message.thinking = m.reasoning_content
+    if m.tool_calls:
+        message.tool_calls = [OutCall(c.id, OutFunction(c.function.name, arguments_object(c.function.arguments), n))
+                              for n, c in enumerate(m.tool_calls)]
+    line = ChatLine(model, now(), message, True, done_reason(choice.finish_reason))
+    return final_line(line, timing, completion.usage or None)
+
+
+def generate(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
+    timing.mark()
+    choice = completion.choices[0]
+    thinking = choice.message.reasoning_content or UNSET  # left out when empty, as Ollama leaves it out
+    line = GenerateLine(model, now(), choice.message.content or "", thinking, True, done_reason(choice.finish_reason))
+    return final_line(line, timing, completion.usage or None)
+
+
+def loaded(kind: str, model: str, reason: str) -> bytes:
+    """The single object an empty chat or generate gets: the model is (un)loaded, nothing answered.
+
+    Sent whole even when streaming was asked for, as Ollama does; Open WebUI parses it as one object."""
+    body: dict[str, Any] = {"model": model, "created_at": now()}
+    if kind == "chat":
+        body["message"] = {"role": "assistant", "content": ""}
+    else:
+        body["response"] = ""
+    body["done"] = True
+    body["done_reason"] = reason
+    return orjson.dumps(body)
+
+
+def _vectors(result: EmbeddingList | None) -> list[list[float]]:
+    if result is None:
+        return []
+    return [d.embedding for d in sorted(result.data, key=lambda d: d.index)]  # type: ignore[misc]
+
+
+def embed(model: str, result: EmbeddingList | None, timing: Timing) -> bytes:
+    """/api/embed: always a list of vectors, with the counts and durations Ollama adds."""
+    metrics = timing.metrics(None)
+    return orjson.dumps({"model": model, "embeddings": _vectors(result),
+                         "total_duration": metrics["total_duration"], "load_duration": 0,
+                         "prompt_eval_count": result.usage.prompt_tokens if result else 0})
+
+
+def embeddings(result: EmbeddingList | None) -> bytes:
+    """/api/embeddings (the older route): one vector under `embedding` ([] for an empty prompt)."""
+    vectors = _vectors(result)
+    return orjson.dumps({"embedding": vectors[0] if vectors else []})
+
+
+# ---------------------------------------------------------------- errors
+def render_error(err: GatewayError) -> tuple[int, bytes]:
+    """Ollama's error shape. The status stays the gateway's: it already follows Ollama's classes
+    (400 bad request, 404 unknown model, 500/503 backend trouble) and adds what a gateway has
+    (401/403 keys, 429 limits, 502/504 backend down or slow; ollama.md §8.8)."""
+    return err.status, orjson.dumps({"error": err.message})
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})

@@ -1,0 +1,185 @@
+"""StreamWriters for /api/chat and /api/generate: provider-neutral events in, NDJSON lines out.
+
+Every line carries model, created_at, done and (chat) a message with role "assistant" and a
+string content, because Zed's and OllamaKit's decoders require them (ollama.md §8.5). Tool calls
+go out whole, one line for all of them, arguments as objects: chat fragments are buffered until
+the answer finishes. The last line says done:true with done_reason and the six metrics; an
+error after the first line is a last `{"error": …}` line and no done line (ollama-python raises
+on it). NDJSON has no comment frame, so there is no keep-alive frame either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import orjson
+from msgspec import UNSET, UnsetType
+
+from ...errors import GatewayError
+from ...wire import (
+    Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent,
+)
+from .timing import Stamp, Timing
+
+MEDIA_TYPE = "application/x-ndjson"
+
+
+class OutFunction(msgspec.Struct):
+    name: str
+    arguments: dict[str, Any]
+    index: int
+
+
+class OutCall(msgspec.Struct):
+    id: str
+    function: OutFunction
+
+
+class OutMessage(msgspec.Struct):
+    role: str = "assistant"
+    content: str = ""
+    thinking: str | UnsetType = UNSET
+    tool_calls: list[OutCall] | UnsetType = UNSET
+
+
+class ChatLine(msgspec.Struct):
+    model: str
+    created_at: str
+    message: OutMessage
+    done: bool = False
+    done_reason: str | UnsetType = UNSET
+
+
+class GenerateLine(msgspec.Struct):
+    model: str
+    created_at: str
+    response: str = ""
+    thinking: str | UnsetType = UNSET
+    done: bool = False
+    done_reason: str | UnsetType = UNSET
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def done_reason(finish_reason: str | None) -> str:
+    """OpenAI finish_reason -> Ollama done_reason: "stop" also after tool calls (mapping.md §7.2)."""
+    return "length" if finish_reason == "length" else "stop"
+
+
+def arguments_object(arguments: str) -> dict[str, Any]:
+    """A call's JSON arguments as the object Ollama clients iterate (`{}` for none or for junk)."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def final_line(line: ChatLine | GenerateLine, timing: Timing, usage: Usage | None) -> bytes:
+    """The done line: the struct's fields, then the metrics (all six, as integers)."""
+    head = _encode(line)
+    return head[:-1] + b"," + orjson.dumps(timing.metrics(usage))[1:] + b"\n"
+
+
+def error_line(err: GatewayError) -> bytes:
+    return orjson.dumps({"error": err.message}) + b"\n"
+
+
+class _Writer:
+    __slots__ = ("model", "timing", "stamp", "usage", "finish_reason")
+
+    media_type = MEDIA_TYPE
+    keepalive = b""
+
+    def __init__(self, model: str, timing: Timing | None = None) -> None:
+        self.model = model
+        self.timing = timing or Timing()
+        self.stamp = Stamp()
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+
+    def fail(self, err: GatewayError) -> list[bytes]:
+        return [error_line(err)]
+
+
+class ChatStreamWriter(_Writer):
+    """/api/chat, streamed."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, model: str, timing: Timing | None = None) -> None:
+        super().__init__(model, timing)
+        self.calls: dict[int, list[Any]] = {}  # index -> [id, name, argument fragments]
+
+    def _line(self, message: OutMessage) -> bytes:
+        self.timing.mark()
+        return _encode(ChatLine(self.model, self.stamp(), message)) + b"\n"
+
+    def feed(self, ev: StreamEvent) -> list[bytes]:
+        kind = type(ev)
+        if kind is TextDelta:
+            return [self._line(OutMessage(content=ev.text))] if ev.text else []
+        if kind is ReasoningDelta:
+            return [self._line(OutMessage(thinking=ev.text))] if ev.text else []
+        if kind is ToolCallDelta:
+            call = self.calls.get(ev.index)
+            if call is None:
+                self.calls[ev.index] = [ev.id, ev.name, [ev.arguments]]
+            else:
+                call[0] = call[0] or ev.id
+                call[1] = call[1] or ev.name
+                call[2].append(ev.arguments)
+            return []
+        if kind is Finish:
+            if ev.reason:
+                self.finish_reason = ev.reason
+            return self._flush_calls()
+        if kind is UsageEvent:
+            self.usage = ev.usage
+        return []  # Started: NDJSON has no role line; Citations: Ollama has no place for them
+
+    def _flush_calls(self) -> list[bytes]:
+        """Every buffered call, whole, in one line (as Ollama sends them)."""
+        if not self.calls:
+            return []
+        calls = [OutCall(cid or f"call_{n}", OutFunction(name or "", arguments_object("".join(parts)), n))
+                 for n, (cid, name, parts) in enumerate(c for _, c in sorted(self.calls.items()))]
+        self.calls = {}
+        return [self._line(OutMessage(tool_calls=calls))]
+
+    def finish(self) -> list[bytes]:
+        out = self._flush_calls()
+        line = ChatLine(self.model, self.stamp(), OutMessage(), True, done_reason(self.finish_reason))
+        out.append(final_line(line, self.timing, self.usage))
+        return out
+
+
+class GenerateStreamWriter(_Writer):
+    """/api/generate, streamed: `response` fragments, `thinking` when the model reasons."""
+
+    __slots__ = ()
+
+    def _line(self, response: str = "", thinking: str | UnsetType = UNSET) -> bytes:
+        self.timing.mark()
+        return _encode(GenerateLine(self.model, self.stamp(), response, thinking)) + b"\n"
+
+    def feed(self, ev: StreamEvent) -> list[bytes]:
+        kind = type(ev)
+        if kind is TextDelta:
+            return [self._line(ev.text)] if ev.text else []
+        if kind is ReasoningDelta:
+            return [self._line(thinking=ev.text)] if ev.text else []
+        if kind is Finish:
+            if ev.reason:
+                self.finish_reason = ev.reason
+        elif kind is UsageEvent:
+            self.usage = ev.usage
+        return []  # /api/generate declares no tools, so there are no calls to pass on
+
+    def finish(self) -> list[bytes]:
+        line = GenerateLine(self.model, self.stamp(), "", UNSET, True, done_reason(self.finish_reason))
+        return [final_line(line, self.timing, self.usage)]
