@@ -31,6 +31,7 @@ crash               500 ``llama runner process has terminated: exit status 2``
 busy                503 ``server busy, please try again.  maximum pending ...``
 length              echo with ``done_reason: "length"``
 searcher, ...       tool-using agents (web_search / fetch_url): see ollama_agents.py
+(model management)  /api/pull, push, create, delete, copy, embeddings: see ollama_admin.py
 ==================  ==========================================================
 
 ``messages: []`` (chat) or an empty ``prompt`` (generate) returns the load
@@ -56,7 +57,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import ollama_agents
+from . import ollama_admin, ollama_agents
 
 REQUESTS: web.AppKey[list[dict[str, Any]]] = web.AppKey("requests", list)
 CANCELLED: web.AppKey[list[str]] = web.AppKey("cancelled", list)
@@ -472,4 +473,5 @@ def make_app(*, api_key: str | None = None) -> web.Application:
     app.router.add_get("/api/ps", ps)
     app.router.add_get("/api/version", version)
     app.router.add_post("/api/show", show)
+    ollama_admin.add_routes(app)
     return app
