@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from litegate.surfaces import openai
+from litegate.surfaces import ollama, openai
 from litegate.surfaces.base import Surface
 
 SURFACES: MappingProxyType[str, Surface] = MappingProxyType({
     "openai": openai.SURFACE,
+    "ollama": ollama.SURFACE,
 })
 
 # (path prefix, face): the first match names the face; everything else is OpenAI's.
-PATHS: tuple[tuple[str, str], ...] = ()
+PATHS: tuple[tuple[str, str], ...] = (
+    ("/api/", "ollama"),
+)
 
 
 def surface_for(path: str) -> Surface:

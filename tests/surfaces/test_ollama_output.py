@@ -16,10 +16,10 @@ import pytest
 from litegate.errors import BadRequest, Forbidden, ModelNotFound, RateLimited, Unauthorized, UpstreamTimeout
 from litegate.surfaces.ollama import SURFACE, models, reply
 from litegate.surfaces.ollama.models import ModelCard, Running
-from litegate.surfaces.ollama.stream import ChatStreamWriter, GenerateStreamWriter
+from litegate.surfaces.ollama.stream import ChatStreamWriter, GenerateStreamWriter, Native
 from litegate.surfaces.ollama.timing import Timing, timestamp
 from litegate.wire import (
-    ChatCompletion, Choice, Embedding, EmbeddingList, EmbeddingUsage, Finish, OutFunction, OutMessage, OutToolCall,
+    ChatCompletion, Choice, Finish, OutFunction, OutMessage, OutToolCall,
     ReasoningDelta, Started, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
 
@@ -62,6 +62,18 @@ def test_chat_stream_lines_and_done_line():
     assert last["total_duration"] >= last["eval_duration"] >= 0
     assert w.usage == Usage.of(94, 11)
     assert w.media_type == "application/x-ndjson" and w.keepalive == b""
+
+
+@pytest.mark.parametrize("writer", [ChatStreamWriter, GenerateStreamWriter])
+def test_native_lines_pass_through_untouched(writer):
+    """A real Ollama's lines go out byte for byte; its done line ends the stream (no second done line)
+    and its counts become the writer's usage."""
+    w = writer("llama:latest")
+    first = b'{"model":"llama3.1:8b","created_at":"x","message":{"role":"assistant","content":"Hi"},"done":false}'
+    done = b'{"model":"llama3.1:8b","created_at":"x","done":true,"done_reason":"stop","eval_count":1}'
+    frames = w.feed(Native(first)) + w.feed(Native(done, Usage.of(3, 1))) + w.finish()
+    assert frames == [first + b"\n", done + b"\n"]
+    assert w.usage == Usage.of(3, 1)
 
 
 def test_chat_stream_tool_calls_go_out_whole_with_object_arguments():
@@ -163,13 +175,14 @@ def test_load_and_unload_replies(kind, reason):
 
 def test_embed_replies():
     """/api/embed: a list of vectors in input order; /api/embeddings: the one vector; empty input: []."""
-    result = EmbeddingList([Embedding(1, [0.5, 0.25]), Embedding(0, [1.0, 0.0])], "e", EmbeddingUsage(4, 4))
-    body = json.loads(reply.embed("e", result, Timing()))
-    assert body["embeddings"] == [[1.0, 0.0], [0.5, 0.25]] and body["prompt_eval_count"] == 4
+    vectors = [[1.0, 0.0], [0.5, 0.25]]
+    body = json.loads(reply.embed("e", vectors, 4, Timing()))
+    assert body["embeddings"] == vectors and body["prompt_eval_count"] == 4 and body["model"] == "e"
+    assert isinstance(body["total_duration"], int)
     ollama.EmbedResponse.model_validate(body)
-    assert json.loads(reply.embed("e", None, Timing()))["embeddings"] == []
-    assert json.loads(reply.embeddings(result)) == {"embedding": [1.0, 0.0]}
-    assert json.loads(reply.embeddings(None)) == {"embedding": []}
+    assert json.loads(reply.embed("e", [], 0, Timing()))["embeddings"] == []
+    assert json.loads(reply.embeddings(vectors)) == {"embedding": [1.0, 0.0]}
+    assert json.loads(reply.embeddings([])) == {"embedding": []}
 
 
 @pytest.mark.parametrize("err,status", [(BadRequest("messages[0].role bad"), 400),
@@ -258,8 +271,9 @@ def test_show_echoes_requested_name_to_copilot():
 
 def test_ps_body():
     """/api/ps lists models in use with expires_at, size_vram and context_length; empty is valid."""
-    body = json.loads(models.ps([Running(CARDS[2], 1_700_000_300_000_000_000, size=5, size_vram=5, context_length=16384),
-                                 Running(CARDS[0], 1_700_000_300_000_000_000)]))
+    body = json.loads(models.ps([Running(CARDS[2], "2023-11-14T22:18:20.5+01:00", size=5, size_vram=5,
+                                         context_length=16384),
+                                 Running(CARDS[0], "2023-11-14T22:18:20.000000000Z")]))
     ollama.ProcessResponse.model_validate(body)
     llama, gpt = body["models"]
     assert (llama["name"], llama["size_vram"], llama["context_length"]) == ("llama:latest", 5, 16384)

@@ -9,8 +9,8 @@ models: /api/tags, /api/show, /api/ps and the `name:tag` spelling; timing: times
 
 from __future__ import annotations
 
-from ..base import Surface
-from .reply import render_error
+from litegate.surfaces.base import Surface
+from litegate.surfaces.ollama.reply import render_error
 
 # What /api/version reports: a real Ollama release, since Copilot refuses servers older than
 # 0.6.4 and Open WebUI parses it as dotted integers.

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from .timing import timestamp
+from litegate.surfaces.ollama.timing import timestamp
 
 LATEST = ":latest"
 # Context windows for models whose config names none: the providers' usual sizes, so Copilot and
@@ -144,7 +144,7 @@ class Running:
     """A model in use: loaded on an Ollama, or recently answered through litegate."""
 
     card: ModelCard
-    expires_at_ns: int
+    expires_at: str  # RFC 3339, as the Ollama that has it loaded said
     size: int = 0
     size_vram: int = 0
     context_length: int | None = None
@@ -156,7 +156,7 @@ def ps(running: list[Running]) -> bytes:
     for r in running:
         name = tagged(r.card.name)
         out.append({"name": name, "model": name, "size": r.size, "digest": digest(r.card),
-                    "details": details(r.card), "expires_at": timestamp(r.expires_at_ns),
+                    "details": details(r.card), "expires_at": r.expires_at,
                     "size_vram": r.size_vram, "context_length": r.context_length or context_length(r.card)})
     return orjson.dumps({"models": out})
 

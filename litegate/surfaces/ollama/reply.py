@@ -12,10 +12,12 @@ from typing import Any
 import orjson
 from msgspec import UNSET
 
-from ...errors import GatewayError
-from ...wire import ChatCompletion, EmbeddingList
-from .stream import ChatLine, GenerateLine, OutCall, OutFunction, OutMessage, arguments_object, done_reason, final_line
-from .timing import Timing, now
+from litegate.errors import GatewayError
+from litegate.wire import ChatCompletion
+from litegate.surfaces.ollama.stream import (
+    ChatLine, GenerateLine, OutCall, OutFunction, OutMessage, arguments_object, done_reason, final_line,
+)
+from litegate.surfaces.ollama.timing import Timing, now
 
 
 def chat(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
@@ -54,23 +56,15 @@ def loaded(kind: str, model: str, reason: str) -> bytes:
     return orjson.dumps(body)
 
 
-def _vectors(result: EmbeddingList | None) -> list[list[float]]:
-    if result is None:
-        return []
-    return [d.embedding for d in sorted(result.data, key=lambda d: d.index)]  # type: ignore[misc]
+def embed(model: str, vectors: list[list[float]], prompt_tokens: int, timing: Timing) -> bytes:
+    """/api/embed: always a list of vectors (in input order), with the counts and durations Ollama adds."""
+    return orjson.dumps({"model": model, "embeddings": vectors,
+                         "total_duration": timing.metrics(None)["total_duration"], "load_duration": 0,
+                         "prompt_eval_count": prompt_tokens})
 
 
-def embed(model: str, result: EmbeddingList | None, timing: Timing) -> bytes:
-    """/api/embed: always a list of vectors, with the counts and durations Ollama adds."""
-    metrics = timing.metrics(None)
-    return orjson.dumps({"model": model, "embeddings": _vectors(result),
-                         "total_duration": metrics["total_duration"], "load_duration": 0,
-                         "prompt_eval_count": result.usage.prompt_tokens if result else 0})
-
-
-def embeddings(result: EmbeddingList | None) -> bytes:
+def embeddings(vectors: list[list[float]]) -> bytes:
     """/api/embeddings (the older route): one vector under `embedding` ([] for an empty prompt)."""
-    vectors = _vectors(result)
     return orjson.dumps({"embedding": vectors[0] if vectors else []})
 
 

@@ -18,12 +18,12 @@ from typing import Any, Literal
 import msgspec
 import orjson
 
-from ...errors import BadRequest
-from ...wire import (
+from litegate.errors import BadRequest
+from litegate.wire import (
     ChatRequest, ContentPart, EmbeddingsRequest, FunctionCall, ImageURL, JsonSchemaFormat, Message,
     ResponseFormat, Tool, ToolCall,
 )
-from ..base import decode
+from litegate.surfaces.base import decode
 
 
 class _In(msgspec.Struct, omit_defaults=True):

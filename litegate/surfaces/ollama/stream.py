@@ -16,11 +16,11 @@ import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
 
-from ...errors import GatewayError
-from ...wire import (
+from litegate.errors import GatewayError
+from litegate.wire import (
     Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
-from .timing import Stamp, Timing
+from litegate.surfaces.ollama.timing import Stamp, Timing
 
 MEDIA_TYPE = "application/x-ndjson"
 
@@ -63,6 +63,18 @@ class GenerateLine(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 
 
+class Native:
+    """One line of a real Ollama's own answer, passed on as it came (pass-through to an Ollama model).
+
+    `usage` is set on its done line. Not a wire.StreamEvent: only this face's writers take it."""
+
+    __slots__ = ("line", "usage")
+
+    def __init__(self, line: bytes, usage: Usage | None = None) -> None:
+        self.line = line
+        self.usage = usage
+
+
 def done_reason(finish_reason: str | None) -> str:
     """OpenAI finish_reason -> Ollama done_reason: "stop" also after tool calls (mapping.md §7.2)."""
     return "length" if finish_reason == "length" else "stop"
@@ -90,7 +102,7 @@ def error_line(err: GatewayError) -> bytes:
 
 
 class _Writer:
-    __slots__ = ("model", "timing", "stamp", "usage", "finish_reason")
+    __slots__ = ("model", "timing", "stamp", "usage", "finish_reason", "relayed_done")
 
     media_type = MEDIA_TYPE
     keepalive = b""
@@ -101,6 +113,13 @@ class _Writer:
         self.stamp = Stamp()
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.relayed_done = False  # a real Ollama's done line went out: finish() adds nothing
+
+    def relay(self, ev: Native) -> list[bytes]:
+        if ev.usage is not None:
+            self.usage = ev.usage
+            self.relayed_done = True
+        return [ev.line + b"\n"]
 
     def fail(self, err: GatewayError) -> list[bytes]:
         return [error_line(err)]
@@ -119,10 +138,12 @@ class ChatStreamWriter(_Writer):
         self.timing.mark()
         return _encode(ChatLine(self.model, self.stamp(), message)) + b"\n"
 
-    def feed(self, ev: StreamEvent) -> list[bytes]:
+    def feed(self, ev: StreamEvent | Native) -> list[bytes]:
         kind = type(ev)
         if kind is TextDelta:
             return [self._line(OutMessage(content=ev.text))] if ev.text else []
+        if kind is Native:
+            return self.relay(ev)
         if kind is ReasoningDelta:
             return [self._line(OutMessage(thinking=ev.text))] if ev.text else []
         if kind is ToolCallDelta:
@@ -152,6 +173,8 @@ class ChatStreamWriter(_Writer):
         return [self._line(OutMessage(tool_calls=calls))]
 
     def finish(self) -> list[bytes]:
+        if self.relayed_done:
+            return []
         out = self._flush_calls()
         line = ChatLine(self.model, self.stamp(), OutMessage(), True, done_reason(self.finish_reason))
         out.append(final_line(line, self.timing, self.usage))
@@ -167,10 +190,12 @@ class GenerateStreamWriter(_Writer):
         self.timing.mark()
         return _encode(GenerateLine(self.model, self.stamp(), response, thinking)) + b"\n"
 
-    def feed(self, ev: StreamEvent) -> list[bytes]:
+    def feed(self, ev: StreamEvent | Native) -> list[bytes]:
         kind = type(ev)
         if kind is TextDelta:
             return [self._line(ev.text)] if ev.text else []
+        if kind is Native:
+            return self.relay(ev)
         if kind is ReasoningDelta:
             return [self._line(thinking=ev.text)] if ev.text else []
         if kind is Finish:
@@ -181,5 +206,7 @@ class GenerateStreamWriter(_Writer):
         return []  # /api/generate declares no tools, so there are no calls to pass on
 
     def finish(self) -> list[bytes]:
+        if self.relayed_done:
+            return []
         line = GenerateLine(self.model, self.stamp(), "", UNSET, True, done_reason(self.finish_reason))
         return [final_line(line, self.timing, self.usage)]

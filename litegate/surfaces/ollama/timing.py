@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from ...wire import Usage
+from litegate.wire import Usage
 
 
 def timestamp(ns: int) -> str:
