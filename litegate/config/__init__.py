@@ -53,6 +53,7 @@ class Server(_Frozen):
     reasoning_content: bool = True
     watch_config: bool = False
     event_loop: str = "auto"
+    ollama_version: str = "0.12.10"  # what the Ollama face's /api/version reports
 
 
 class Timeouts(_Frozen):
@@ -89,6 +90,7 @@ class Deployment(_Frozen):
     max_parallel: int | None = None
     max_queue: int = 32
     context_window: int | None = None
+    capabilities: tuple[str, ...] = ()  # what the Ollama face's /api/show reports; empty: guessed
     price: Price = Price()
     default_max_tokens: int = 4096
     timeouts: Timeouts = Timeouts()
@@ -168,8 +170,33 @@ class Key(_Frozen):
     secret: str = ""  # resolved from key_env at load
 
 
+class TrustedNetwork(_Frozen, dict=True):
+    """Client networks (a tailnet, a home LAN) whose requests without a key count as one principal,
+    for apps that cannot send a key (many Ollama clients). A key, when one is sent, still wins."""
+
+    name: str
+    networks: tuple[str, ...]
+    models: tuple[str, ...] = ("*",)
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    searches_per_day: int | None = None
+    budget: Budget = Budget()
+
+    @functools.cached_property
+    def key(self) -> Key:
+        """The principal's limits and models, in the shape limits and accounting already count by."""
+        return Key(name=self.name, models=self.models, rpm=self.rpm, tpm=self.tpm, max_concurrent=self.max_concurrent,
+                   searches_per_day=self.searches_per_day, budget=self.budget)
+
+    @functools.cached_property
+    def parsed(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.networks)
+
+
 class Auth(_Frozen):
     keys: tuple[Key, ...] = ()
+    trusted_networks: tuple[TrustedNetwork, ...] = ()
 
 
 class Usage(_Frozen):

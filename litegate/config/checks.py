@@ -7,6 +7,7 @@ never match), and deployment ids. Every problem is (JSON path, reason), like the
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,7 @@ def resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[s
             problems.append((f"$.auth.keys[{i}].key_env", f"key '{k['name']}': environment variable {k['key_env']} is not set"))
         elif "key_env" in k:
             k["secret"] = env[k["key_env"]]
+    problems += _trusted_networks(doc.get("auth", {}), seen)
     ws = doc.get("web_search")
     if ws:
         if ws["provider"] == "serper" and not ws.get("api_key_env"):
@@ -48,6 +50,28 @@ def resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[s
         if m.get("server_tools") and not ws and "web_search" in m["server_tools"]:
             problems.append((f"$.models[{i}].server_tools", f"model '{m['name']}' uses web_search but there is no "
                                                               "top-level web_search block"))
+    return problems
+
+
+def _trusted_networks(auth: dict[str, Any], key_names: set[str]) -> list[tuple[str, str]]:
+    """Each network parses; each principal's name is its own (limits and usage count by name)."""
+    problems = []
+    trusted = auth.get("trusted_networks", [])
+    if trusted and not auth.get("keys"):
+        problems.append(("$.auth.trusted_networks", "trusted networks need auth.keys: without keys litegate is "
+                                                    "open to everyone who can reach it anyway"))
+    names = set(key_names)
+    for i, t in enumerate(trusted):
+        if t["name"] in names:
+            problems.append((f"$.auth.trusted_networks[{i}].name", f"name '{t['name']}' is already a key's or "
+                                                                   "another network's"))
+        names.add(t["name"])
+        for j, net in enumerate(t["networks"]):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                problems.append((f"$.auth.trusted_networks[{i}].networks[{j}]",
+                                 f"{net!r} is not an address or CIDR block (like 100.64.0.0/10)"))
     return problems
 
 

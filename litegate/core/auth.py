@@ -4,6 +4,8 @@ A presented key is compared in constant time against every configured key (plain
 the environment, or salted SHA-256 hashes from the config), with no early exit. Keys are long
 random tokens, so a fast salted hash is enough: there is nothing to brute-force. With no keys
 configured the gateway is open; app.py refuses to bind a non-loopback address in that case.
+Requests without a key from a configured trusted network (auth.trusted_networks) count as that
+network's own principal, for apps that cannot send a key.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 
-from litegate.config import Config, Key
+from litegate.config import Config, Key, TrustedNetwork
 from litegate.errors import Forbidden, Unauthorized
 
 KEY_PREFIX = "sk-lg-"
@@ -59,13 +62,23 @@ def _matches(key: Key, given: bytes, presented: str) -> bool:
     return hmac.compare_digest(given, key.secret.encode())
 
 
-def authenticate(cfg: Config, authorization: str | None, api_key_header: str | None = None) -> Principal:
-    """The principal for a request's credentials, or Unauthorized (which says nothing of keys)."""
+MISSING_KEY = "Missing API key: send it as 'Authorization: Bearer <key>'"
+
+
+def authenticate(cfg: Config, authorization: str | None, api_key_header: str | None = None,
+                 remote: str | None = None) -> Principal:
+    """The principal for a request's credentials, or Unauthorized (which says nothing of keys).
+
+    Without a key, a request from a trusted network (`remote`, the peer's address) is that
+    network's principal: never an admin, with its own models and limits."""
     if not cfg.auth.keys:
         return ANONYMOUS
     presented = bearer(authorization) or (api_key_header or "").strip()
     if not presented:
-        raise Unauthorized("Missing API key: send it as 'Authorization: Bearer <key>'")
+        trusted = trusted_network(cfg, remote)
+        if trusted is None:
+            raise Unauthorized(MISSING_KEY)
+        return Principal(trusted.name, trusted.models, False, trusted.key)
     found = None
     given = presented.encode()
     for key in cfg.auth.keys:
@@ -74,6 +87,22 @@ def authenticate(cfg: Config, authorization: str | None, api_key_header: str | N
     if found is None or found.revoked:
         raise Unauthorized("Incorrect API key provided")
     return Principal(found.name, found.models, found.admin, found)
+
+
+def trusted_network(cfg: Config, remote: str | None) -> TrustedNetwork | None:
+    """The first trusted network the peer's address is in, if any."""
+    if not remote or not cfg.auth.trusted_networks:
+        return None
+    try:
+        ip = ipaddress.ip_address(remote.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return None
+    if getattr(ip, "ipv4_mapped", None):  # ::ffff:100.64.1.2 on a dual-stack socket
+        ip = ip.ipv4_mapped
+    for t in cfg.auth.trusted_networks:
+        if any(ip in net for net in t.parsed):
+            return t
+    return None
 
 
 def check_model(principal: Principal, requested: str, resolved: str) -> None:

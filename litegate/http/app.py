@@ -19,13 +19,13 @@ from litegate.config import Budget, ConfigHolder
 from litegate.core import limits
 from litegate.core.services import Services
 from litegate.errors import GatewayError
-from litegate.http import admin, dashboard, middleware, openai, probes
+from litegate.http import admin, dashboard, middleware, ollama, openai, probes
 from litegate.http.appkeys import HOLDER, SERVICES, STARTED
 from litegate.tools import SearchCache
 from litegate.usage import UsageStore
 
 USAGE = web.AppKey("usage", UsageStore)
-ROUTES = (probes.add_routes, openai.add_routes, admin.add_routes, dashboard.add_routes)  # one row per face
+ROUTES = (probes.add_routes, openai.add_routes, ollama.add_routes, admin.add_routes, dashboard.add_routes)  # one row per face
 
 logger = structlog.get_logger("litegate")
 

@@ -114,7 +114,9 @@ def error_response(request: web.Request, err: GatewayError) -> web.Response:
 
 
 # ---------------------------------------------------------------- auth
-PUBLIC_PATHS = frozenset({"/health", "/health/backends", "/metrics"})  # the latter two check admin themselves
+# /health/backends and /metrics check admin themselves; "/" and /api/version are the Ollama face's
+# reachability probes (Enchanted's HEAD /, Copilot's and Open WebUI's version check), which say nothing.
+PUBLIC_PATHS = frozenset({"/health", "/health/backends", "/metrics", "/", "/api/version"})
 
 
 @web.middleware
@@ -125,11 +127,16 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     if path not in PUBLIC_PATHS and not sessions.is_public(path):
         call: Call = request[CALL]
         try:
+            # Trusted networks stand in for a key on model routes only, never on the dashboard or admin API.
+            remote = None if sessions.accepts_cookie(path) else request.remote
             principal = _session_principal(request, call) or auth.authenticate(
-                call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"))
-        except Unauthorized:
+                call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"), remote)
+        except Unauthorized as e:
             if sessions.is_page(path) and request.method in ("GET", "HEAD"):
                 raise SeeOther(sessions.sign_in_location(request.path_qs)) from None
+            if call.face == "ollama" and e.message == auth.MISSING_KEY:
+                e.message += (f"; or, for Ollama apps that cannot send a key, list this client's network "
+                              f"({request.remote}) in auth.trusted_networks")
             raise
         request[PRINCIPAL] = principal
         call.key = principal.name

@@ -35,7 +35,8 @@ searcher, ...       tool-using agents (web_search / fetch_url): see ollama_agent
 ==================  ==========================================================
 
 ``messages: []`` (chat) or an empty ``prompt`` (generate) returns the load
-response (``done_reason: "load"``) as a single JSON object, as Ollama does.
+response (``done_reason: "load"``, ``"unload"`` with ``keep_alive: 0``) as a single JSON object, as
+Ollama does.
 ``stream`` defaults to true.  Metrics follow Go's ``omitempty``: zero values
 are left out.  ``/api/generate`` with ``suffix`` replies ``fim:<prompt>|<suffix>``.
 
@@ -307,8 +308,9 @@ class _Run:
         return _json(self._line(acc, done=True))
 
 
-def _load_response(model: str, body_fn: BodyFn) -> web.Response:
-    return _json({"model": model, "created_at": _now(), **body_fn({}), "done": True, "done_reason": "load"})
+def _load_response(model: str, body_fn: BodyFn, keep_alive: Any = None) -> web.Response:
+    reason = "unload" if keep_alive in (0, "0", "0s", "0m") else "load"
+    return _json({"model": model, "created_at": _now(), **body_fn({}), "done": True, "done_reason": reason})
 
 
 async def _generate_common(
@@ -325,7 +327,7 @@ async def _generate_common(
 async def chat(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     model, messages = body["model"], body.get("messages") or []
     if not messages:
-        return _load_response(model, _chat_body)
+        return _load_response(model, _chat_body, body.get("keep_alive"))
     scenario = scenario_of(model)
     answered = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "tool")
     if scenario.startswith("tools-") and isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
@@ -342,7 +344,7 @@ async def chat(request: web.Request, body: dict[str, Any]) -> web.StreamResponse
 async def generate(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     model, prompt, suffix = body["model"], body.get("prompt") or "", body.get("suffix")
     if not prompt and not suffix:
-        return _load_response(model, _generate_body)
+        return _load_response(model, _generate_body, body.get("keep_alive"))
     pieces = [f"fim:{prompt}", f"|{suffix}"] if suffix is not None else ["Hello", " from", f" {model}"]
     scenario = scenario_of(model)
     plan = _plan("echo" if scenario.startswith("tools-") else scenario, pieces, body.get("think"))

@@ -210,3 +210,24 @@ class GenerateStreamWriter(_Writer):
             return []
         line = GenerateLine(self.model, self.stamp(), "", UNSET, True, done_reason(self.finish_reason))
         return [final_line(line, self.timing, self.usage)]
+
+
+class RelayWriter:
+    """A real Ollama's NDJSON progress lines (/api/pull, /api/create, /api/push), passed on as they come."""
+
+    __slots__ = ("usage",)
+
+    media_type = MEDIA_TYPE
+    keepalive = b""
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+
+    def feed(self, ev: Native) -> list[bytes]:
+        return [ev.line + b"\n"]
+
+    def finish(self) -> list[bytes]:
+        return []
+
+    def fail(self, err: GatewayError) -> list[bytes]:
+        return [error_line(err)]

@@ -1,0 +1,181 @@
+"""The Ollama face's routes: Ollama's native API on litegate's address (ollama.md §8).
+
+GET/HEAD / and /api/version answer reachability probes; /api/tags, /api/show and /api/ps describe
+the models the caller may use; /api/chat and /api/generate answer (NDJSON streams by default),
+natively from an Ollama model and translated from any other (http/ollama_native.py);
+/api/embed and /api/embeddings embed; /api/pull, push, create, copy and delete are relayed to an
+Ollama server for admin keys. Names are `name:tag` here: `gpt:latest` means the configured `gpt`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from litegate.config import Config
+from litegate.core import gateway
+from litegate.core import plan as planning
+from litegate.errors import BadRequest, Forbidden, ModelNotFound
+from litegate.http import edge, ollama_catalog as catalog, ollama_native as native
+from litegate.http.appkeys import CALL, SERVICES
+from litegate.surfaces.ollama import models, reply, request as face
+from litegate.surfaces.ollama.stream import ChatStreamWriter, GenerateStreamWriter, RelayWriter
+from litegate.surfaces.ollama.timing import Timing
+
+_NDJSON = "application/x-ndjson"
+
+
+def _name(cfg: Config, requested: str) -> str:
+    """The configured name a client's spelling means (`gpt:latest` -> `gpt`)."""
+    return models.untagged(requested, cfg.client_names())
+
+
+def _timing(request: web.Request) -> Timing:
+    return Timing(int(request[CALL].started * 1e9))  # both on the monotonic perf_counter clock
+
+
+# ---------------------------------------------------------------- probes and model info
+async def root(request: web.Request) -> web.Response:
+    return web.Response(text="Ollama is running")
+
+
+async def version(request: web.Request) -> web.Response:
+    call = request[CALL]
+    return edge.reply(call, models.version(call.cfg.server.ollama_version))
+
+
+async def tags(request: web.Request) -> web.Response:
+    call = request[CALL]
+    return edge.reply(call, models.tags(catalog.cards(call.cfg, edge.principal_of(request))))
+
+
+async def show(request: web.Request) -> web.Response:
+    call = request[CALL]
+    asked = face.show(await request.read()).model
+    name = _name(call.cfg, asked)
+    try:
+        planning.resolve(call.cfg, edge.principal_of(request), name)
+    except ModelNotFound:
+        raise ModelNotFound(f"model '{asked}' not found", param="model") from None
+    card = await catalog.show_card(request.app[SERVICES], call.cfg, name)
+    return edge.reply(call, models.show(card, asked, request.headers.get("user-agent", "")))
+
+
+async def ps(request: web.Request) -> web.Response:
+    call = request[CALL]
+    running = await catalog.running(request.app[SERVICES], call.cfg, edge.principal_of(request))
+    return edge.reply(call, models.ps(running))
+
+
+# ---------------------------------------------------------------- chat and generate
+async def chat(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, face.chat(await request.read()))
+
+
+async def generate(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, face.generate(await request.read()))
+
+
+async def _answer(request: web.Request, inbound: face.Inbound) -> web.StreamResponse:
+    call = request[CALL]
+    svc = request.app[SERVICES]
+    name = _name(call.cfg, inbound.model)
+    req = msgspec.structs.replace(inbound.chat, model=name)
+    if inbound.load is not None:
+        planning.resolve(call.cfg, edge.principal_of(request), name)  # 404 / 403 as for an answer
+        body = await native.load(svc, call.cfg, name, inbound)
+        return edge.reply(call, body if body is not None else reply.loaded(inbound.kind, inbound.model, inbound.load))
+    call, plan = await edge.admit(request, "chat", name, req, stream=inbound.stream)
+    timing = _timing(request)
+    chat_kind = inbound.kind == "chat"
+    if inbound.stream:
+        writer = (ChatStreamWriter if chat_kind else GenerateStreamWriter)(inbound.model, timing)
+        events = (gateway.chat_events(svc, call, plan, req) if plan.server_tools  # the tool loop translates
+                  else native.events(svc, call, plan, inbound, req))
+        return await edge.stream(request, call, events, writer)
+    result = (await gateway.chat(svc, call, plan, req) if plan.server_tools
+              else await native.whole(svc, call, plan, inbound, req))
+    if isinstance(result, bytes):
+        return edge.reply(call, result)
+    return edge.reply(call, (reply.chat if chat_kind else reply.generate)(inbound.model, result, timing))
+
+
+# ---------------------------------------------------------------- embeddings
+async def embed(request: web.Request) -> web.Response:
+    return await _embed(request, face.embed(await request.read()))
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    return await _embed(request, face.embeddings(await request.read()))
+
+
+async def _embed(request: web.Request, ec: face.EmbedCall) -> web.Response:
+    call = request[CALL]
+    timing = _timing(request)
+    name = _name(call.cfg, ec.model)
+    if ec.request is None:  # nothing to embed: no backend needed, but the name must still be usable
+        planning.resolve(call.cfg, edge.principal_of(request), name)
+        vectors, prompt_tokens = [], 0
+    else:
+        call, plan = await edge.admit(request, "embeddings", name)
+        result = await gateway.embed(request.app[SERVICES], call, plan,
+                                     msgspec.structs.replace(ec.request, model=name))
+        vectors, prompt_tokens = result.vectors, result.prompt_tokens
+    if ec.legacy:
+        return edge.reply(call, reply.embeddings(vectors))
+    return edge.reply(call, reply.embed(ec.model, vectors, prompt_tokens, timing))
+
+
+# ---------------------------------------------------------------- model management
+_STREAMING = frozenset({"/api/pull", "/api/push", "/api/create"})
+
+
+async def manage(request: web.Request) -> web.StreamResponse:
+    """Relayed to an Ollama server for admin keys; refused, Ollama-style, for any other caller
+    (except a pull of a name litegate already serves: there is nothing to download)."""
+    call = request[CALL]
+    principal = edge.principal_of(request)
+    raw = await request.read()
+    try:
+        doc = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not JSON") from None
+    doc = doc if isinstance(doc, dict) else {}
+    asked = str(doc.get("model") or doc.get("name") or "")
+    name = _name(call.cfg, asked) if asked else ""
+    stream = request.path in _STREAMING and doc.get("stream") is not False
+    if not principal.admin:
+        if request.path == "/api/pull" and name in catalog.names_for(call.cfg, principal):
+            done = b'{"status":"success"}'
+            if stream:
+                return web.Response(body=done + b"\n", content_type=_NDJSON)
+            return edge.reply(call, done)
+        raise Forbidden(f"{request.path} changes the models of an Ollama server; that needs an admin key, "
+                        f"and '{principal.name}' is not one", code="admin_required")
+    base, model = native.manage_target(call.cfg, name)
+    ureq = native.manage_request(request.method, base, request.path, raw, model)
+    svc = request.app[SERVICES]
+    if stream:
+        async with AsyncExitStack() as stack:
+            lines = await native.manage_lines(svc, ureq, stack)
+            return await edge.stream(request, call, lines, RelayWriter())
+    body = await native.manage_whole(svc, ureq)
+    return edge.reply(call, body) if body.strip() else web.Response(status=200)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", root)  # add_get answers HEAD too (Enchanted's reachability check)
+    app.router.add_get("/api/version", version)
+    app.router.add_get("/api/tags", tags)
+    app.router.add_post("/api/show", show)
+    app.router.add_get("/api/ps", ps)
+    app.router.add_post("/api/chat", chat)
+    app.router.add_post("/api/generate", generate)
+    app.router.add_post("/api/embed", embed)
+    app.router.add_post("/api/embeddings", embeddings)
+    for path in ("/api/pull", "/api/push", "/api/create", "/api/copy"):
+        app.router.add_post(path, manage)
+    app.router.add_delete("/api/delete", manage)
