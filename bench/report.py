@@ -16,9 +16,10 @@ from .scenarios import ROUTES
 TARGETS = {
     "idle_rss_mb": 45, "ready_s": 0.35, "added_p50_ms": 0.5, "added_p99_ms": 2.0, "added_ttft_ms": 1.0,
     "rps": 2500, "vs_litellm": 15, "streams_rss_mb": 150, "flat_mb": 5, "generator_rps": 5000,
+    "face_cost": 1.10,
 }
 SECTIONS = ("meta", "systems", "targets", "comparison")
-SYSTEM_SECTIONS = ("startup", "latency_c1", "throughput", "memory_flat", "streams")
+SYSTEM_SECTIONS = ("startup", "latency_c1", "throughput", "ollama_face", "memory_flat", "streams")
 
 
 def _get(d: Any, *path: str) -> Any:
@@ -72,10 +73,32 @@ def targets(systems: dict) -> list[dict]:
         v = _get(d, "throughput", r, "c16", "rps")
         out.append(_line(f"{r}: load generator headroom (direct path c16)", f"≥ {T['generator_rps']:,} req/s", v,
                          None if v is None else v >= T["generator_rps"], " req/s"))
+    out += face_targets(lg)
     v = _get(lg, "memory_flat", "delta_mb")
     n = _get(lg, "memory_flat", "requests")
     out.append(_line(f"litegate memory flat after {n or 0:,} requests", f"≤ {T['flat_mb']} MB growth", v,
                      None if v is None else v <= T["flat_mb"], " MB"))
+    return out
+
+
+def face_targets(lg: dict) -> list[dict]:
+    """The Ollama face costs at most 10% more CPU per request than /v1/chat/completions on the same route
+    (measured back to back), and native pass-through to Ollama is the cheapest path of all four."""
+    out, cost = [], {}
+    for r in ROUTES:
+        api, v1 = _get(lg, "ollama_face", r, "api_c16", "cpu_ms_per_req"), _get(lg, "ollama_face", r, "v1_c16",
+                                                                                 "cpu_ms_per_req")
+        cost[("api", r)], cost[("v1", r)] = api, v1
+        ratio = round(api / v1, 3) if api and v1 else None
+        out.append(_line(f"{r}: /api/chat CPU per request vs /v1/chat/completions (c16)",
+                         f"≤ {TARGETS['face_cost']}x", ratio, None if ratio is None else ratio <= TARGETS["face_cost"],
+                         "x"))
+    native = cost[("api", "ollama")]
+    others = [v for k, v in cost.items() if k != ("api", "ollama")]
+    ok = None if native is None or None in others else native <= min(others)
+    out.append(_line("ollama: /api/chat pass-through is the cheapest path (CPU per request, c16)",
+                     "≤ every other path", None if native is None else f"{native} ms vs ≥ "
+                     f"{min(v for v in others if v is not None) if any(others) else 'n/a'} ms", ok))
     return out
 
 
@@ -99,6 +122,12 @@ ROUTE_ROWS = [
     ("c=16 / c=64: other processes' load on the server CPU", ("throughput", "{r}", ("c16", "c64"), "other_load")),
     ("streaming c=16: chunks/s", ("throughput", "{r}", "stream_c16", "chunks_per_s")),
     ("streaming c=16: streams/s", ("throughput", "{r}", "stream_c16", "rps")),
+    ("Ollama face /api/chat c=1 non-streaming p50 (ms)", ("ollama_face", "{r}", "api_c1", "p50_ms")),
+    ("Ollama face /api/chat c=1 streaming TTFT p50 (ms)", ("ollama_face", "{r}", "api_c1_stream", "ttft_p50_ms")),
+    ("Ollama face /api/chat c=16 req/s", ("ollama_face", "{r}", "api_c16", "rps")),
+    ("Ollama face /api/chat c=16 CPU per request (ms)", ("ollama_face", "{r}", "api_c16", "cpu_ms_per_req")),
+    ("… /v1/chat/completions c=16 CPU per request, same window (ms)", ("ollama_face", "{r}", "v1_c16",
+                                                                         "cpu_ms_per_req")),
     ("slow streams held open at once", ("streams", "{r}", "open_at_once")),
     ("slow streams: peak RSS (MB)", ("streams", "{r}", "rss_peak_mb")),
     ("slow streams: errors", ("streams", "{r}", "errors")),

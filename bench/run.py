@@ -135,7 +135,7 @@ class Bench:
         try:
             if "direct" in wanted:
                 _log("direct path: load generator -> fake backend")
-                systems["direct"] = await scenarios.run_all(fake, self.scale, _log, skip=("memory_flat",))
+                systems["direct"] = await scenarios.run_all(fake, self.scale, _log, skip=("memory_flat", "ollama_face"))
             if "litegate" in wanted:
                 try:
                     systems["litegate"] = await self.litegate(fake)

@@ -58,10 +58,14 @@ class Target:
     def gateway(self) -> bool:
         return self.name != "direct"
 
-    def payload(self, route: str, stream: bool = False, slow: bool = False) -> bytes:
+    def payload(self, route: str, stream: bool = False, slow: bool = False, face: str = "openai") -> bytes:
+        """A chat request for `route`'s backend; `face="ollama"` asks litegate in Ollama's own API."""
         if self.gateway:
-            body = {"model": f"bench-{route}{'-slow' if slow else ''}", "messages": PROMPT, "stream": stream,
-                    "max_tokens": 32}
+            model = f"bench-{route}{'-slow' if slow else ''}"
+            if face == "ollama":
+                body = {"model": model, "messages": PROMPT, "stream": stream, "options": {"num_predict": 32}}
+                return loadgen.request_bytes(self.host, self.port, "/api/chat", body)
+            body = {"model": model, "messages": PROMPT, "stream": stream, "max_tokens": 32}
             return loadgen.request_bytes(self.host, self.port, "/v1/chat/completions", body)
         model = "bench-slow" if slow else "bench"
         if route == "openai":
@@ -192,9 +196,30 @@ async def held_streams(t: Target, scale: Scale) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- the Ollama face
+async def ollama_face(t: Target, scale: Scale) -> dict:
+    """litegate's /api/chat beside its /v1/chat/completions on both routes, measured back to back so
+    the two share the machine's conditions: on the ollama route /api/chat is native pass-through,
+    on the openai route it is translated. Only litegate has this face."""
+    if t.name != "litegate":
+        return {"skipped": "only litegate serves Ollama's API"}
+    out = {}
+    for route in ROUTES:
+        res = {"v1_c16": await _measured(t, t.payload(route), 16, scale),
+               "api_c16": await _measured(t, t.payload(route, face="ollama"), 16, scale)}
+        for stream in (False, True):
+            run = await loadgen.closed_loop(t.host, t.port, t.payload(route, stream, face="ollama"), concurrency=1,
+                                            stream=stream, max_requests=scale.c1_requests // 2,
+                                            duration_s=scale.c1_cap_s / 2)
+            res["api_c1_stream" if stream else "api_c1"] = run.summary(stream)
+        out[route] = res
+    return out
+
+
 Step = Callable[[Target, Scale], Awaitable[dict]]
 STEPS: list[tuple[str, Step]] = [("latency_c1", latency_c1), ("throughput", throughput),
-                                 ("memory_flat", memory_flat), ("streams", held_streams)]
+                                 ("ollama_face", ollama_face), ("memory_flat", memory_flat),
+                                 ("streams", held_streams)]
 
 
 async def run_all(t: Target, scale: Scale, log: Callable[[str], None], skip: tuple[str, ...] = ()) -> dict:
