@@ -30,7 +30,8 @@ _NDJSON = "application/x-ndjson"
 
 def _name(cfg: Config, requested: str) -> str:
     """The configured name a client's spelling means (`gpt:latest` -> `gpt`)."""
-    return models.untagged(requested, cfg.client_names())
+    groups, routes, aliases = cfg.groups(), cfg.router.routes, cfg.router.aliases
+    return models.untagged(requested, lambda n: n in groups or n in routes or n in aliases)
 
 
 def _timing(request: web.Request) -> Timing:

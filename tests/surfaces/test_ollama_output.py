@@ -208,7 +208,7 @@ def test_names_are_listed_with_a_tag(name, listed):
                                                 ("nope:latest", "nope:latest"), ("m:latest", "m:latest")])
 def test_both_spellings_resolve(requested, resolved):
     """`gpt:latest` means the configured `gpt`; a name configured with its tag stays as written."""
-    assert models.untagged(requested, {"gpt", "qwen3:8b", "m:latest"}) == resolved
+    assert models.untagged(requested, {"gpt", "qwen3:8b", "m:latest"}.__contains__) == resolved
 
 
 CARDS = [ModelCard("gpt", "openai", "gpt-4o", context_length=128000, modified_at_ns=1_700_000_000_123_456_789),

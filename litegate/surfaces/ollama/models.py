@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,12 +55,12 @@ def tagged(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else name + LATEST
 
 
-def untagged(requested: str, known: Collection[str]) -> str:
+def untagged(requested: str, known: Callable[[str], bool]) -> str:
     """The configured name a client's spelling means: as written if known, else without `:latest`."""
-    if requested in known or not requested.endswith(LATEST):
+    if not requested.endswith(LATEST) or known(requested):
         return requested
     bare = requested[: -len(LATEST)]
-    return bare if bare in known else requested
+    return bare if known(bare) else requested
 
 
 # ---------------------------------------------------------------- what a model can do

@@ -30,7 +30,8 @@ def chat(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
     if m.tool_calls:
         message.tool_calls = [OutCall(c.id, OutFunction(c.function.name, arguments_object(c.function.arguments), n))
                               for n, c in enumerate(m.tool_calls)]
-    line = ChatLine(model, now(), message, True, done_reason(choice.finish_reason))
+    line = ChatLine(model=model, created_at=now(), message=message, done=True,
+                    done_reason=done_reason(choice.finish_reason))
     return final_line(line, timing, completion.usage or None)
 
 
@@ -38,7 +39,8 @@ def generate(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
     timing.mark()
     choice = completion.choices[0]
     thinking = choice.message.reasoning_content or UNSET  # left out when empty, as Ollama leaves it out
-    line = GenerateLine(model, now(), choice.message.content or "", thinking, True, done_reason(choice.finish_reason))
+    line = GenerateLine(model=model, created_at=now(), response=choice.message.content or "", thinking=thinking,
+                        done=True, done_reason=done_reason(choice.finish_reason))
     return final_line(line, timing, completion.usage or None)
 
 

@@ -109,7 +109,7 @@ _embeddings = msgspec.json.Decoder(EmbeddingsBody)
 _show = msgspec.json.Decoder(ShowBody)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Inbound:
     """A decoded /api/chat or /api/generate request."""
 
@@ -187,9 +187,10 @@ def show(raw: bytes) -> ShowBody:
 
 
 def _inbound(kind, body: _Common, model: str, req: ChatRequest, raw: bytes, load, native_only) -> Inbound:
-    opts = body.options or {}
+    opts = body.options
+    num_ctx, top_k = (opts.get("num_ctx"), opts.get("top_k")) if opts else (None, None)  # checked in _apply_options
     return Inbound(kind, model, req, body.stream, raw, load, body.keep_alive,
-                   _int_option(opts, "num_ctx"), _int_option(opts, "top_k"), native_only)
+                   None if num_ctx is None else int(num_ctx), None if top_k is None else int(top_k), native_only)
 
 
 def _load(keep_alive: KeepAlive) -> str:
@@ -214,7 +215,8 @@ def _chat_request(body: _Common, model: str, messages: list[Message], tools: lis
                       response_format=_format(body.format),
                       reasoning_effort=_THINK.get(body.think) if body.think is not None else None,
                       logprobs=body.logprobs, top_logprobs=body.top_logprobs)
-    _apply_options(req, body.options or {})
+    if body.options:
+        _apply_options(req, body.options)
     return req
 
 
@@ -228,28 +230,15 @@ def _format(value: Any) -> ResponseFormat | None:
     raise BadRequest('format must be "json" or a JSON schema object', param="format")
 
 
-def _number(opts: dict[str, Any], key: str) -> float | None:
-    value = opts.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest(f"options.{key} must be a number, not {value!r}", param=f"options.{key}")
-    return value
+# Ollama option -> (chat field or None when only Ollama reads it, whole number?)
+_OPTIONS: dict[str, tuple[str | None, bool]] = {
+    "temperature": ("temperature", False), "top_p": ("top_p", False), "presence_penalty": ("presence_penalty", False),
+    "frequency_penalty": ("frequency_penalty", False), "seed": ("seed", True), "num_predict": ("max_tokens", True),
+    "num_ctx": (None, True), "top_k": (None, True),
+}
 
 
-def _int_option(opts: dict[str, Any], key: str) -> int | None:
-    value = _number(opts, key)
-    if value is None:
-        return None
-    if value != int(value):
-        raise BadRequest(f"options.{key} must be a whole number, not {value!r}", param=f"options.{key}")
-    return int(value)
-
-
-def _stop(opts: dict[str, Any]) -> list[str] | None:
-    value = opts.get("stop")
-    if value is None:
-        return None
+def _stop(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and all(isinstance(s, str) for s in value):
@@ -258,19 +247,28 @@ def _stop(opts: dict[str, Any]) -> list[str] | None:
 
 
 def _apply_options(req: ChatRequest, opts: dict[str, Any]) -> None:
-    """Ollama options -> the chat fields they mean; runner settings (num_gpu, ...) matter to Ollama only."""
-    if not opts:
-        return
-    req.temperature = _number(opts, "temperature")
-    req.top_p = _number(opts, "top_p")
-    req.presence_penalty = _number(opts, "presence_penalty")
-    req.frequency_penalty = _number(opts, "frequency_penalty")
-    req.seed = _int_option(opts, "seed")
-    predict = _int_option(opts, "num_predict")
-    req.max_tokens = predict if predict is not None and predict > 0 else None  # -1 / -2: no limit
-    req.stop = _stop(opts)
-    for key in ("num_ctx", "top_k"):
-        _int_option(opts, key)  # kept on Inbound; checked here so a bad value is a 400 either way
+    """Ollama options -> the chat fields they mean (one pass over what the client set); runner
+    settings (num_gpu, ...) matter to Ollama only; num_ctx and top_k are checked here, kept on Inbound."""
+    for key, value in opts.items():
+        if value is None:
+            continue
+        if key == "stop":
+            req.stop = _stop(value)
+            continue
+        known = _OPTIONS.get(key)
+        if known is None:
+            continue
+        field, whole = known
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadRequest(f"options.{key} must be a number, not {value!r}", param=f"options.{key}")
+        if whole:
+            if value != int(value):
+                raise BadRequest(f"options.{key} must be a whole number, not {value!r}", param=f"options.{key}")
+            value = int(value)
+        if field == "max_tokens" and value <= 0:  # -1: no limit, -2: fill the context
+            continue
+        if field is not None:
+            setattr(req, field, value)
 
 
 # ---------------------------------------------------------------- messages

@@ -43,21 +43,33 @@ class OutMessage(msgspec.Struct):
     tool_calls: list[OutCall] | UnsetType = UNSET
 
 
-class ChatLine(msgspec.Struct):
+class ChatLine(msgspec.Struct, kw_only=True):
     model: str
     created_at: str
     message: OutMessage
     done: bool = False
     done_reason: str | UnsetType = UNSET
+    total_duration: int | UnsetType = UNSET
+    load_duration: int | UnsetType = UNSET
+    prompt_eval_count: int | UnsetType = UNSET
+    prompt_eval_duration: int | UnsetType = UNSET
+    eval_count: int | UnsetType = UNSET
+    eval_duration: int | UnsetType = UNSET
 
 
-class GenerateLine(msgspec.Struct):
+class GenerateLine(msgspec.Struct, kw_only=True):
     model: str
     created_at: str
     response: str = ""
     thinking: str | UnsetType = UNSET
     done: bool = False
     done_reason: str | UnsetType = UNSET
+    total_duration: int | UnsetType = UNSET
+    load_duration: int | UnsetType = UNSET
+    prompt_eval_count: int | UnsetType = UNSET
+    prompt_eval_duration: int | UnsetType = UNSET
+    eval_count: int | UnsetType = UNSET
+    eval_duration: int | UnsetType = UNSET
 
 
 _encode = msgspec.json.Encoder().encode
@@ -93,8 +105,8 @@ def arguments_object(arguments: str) -> dict[str, Any]:
 
 def final_line(line: ChatLine | GenerateLine, timing: Timing, usage: Usage | None) -> bytes:
     """The done line: the struct's fields, then the metrics (all six, as integers)."""
-    head = _encode(line)
-    return head[:-1] + b"," + orjson.dumps(timing.metrics(usage))[1:] + b"\n"
+    timing.fill(line, usage)
+    return _encode(line) + b"\n"
 
 
 def error_line(err: GatewayError) -> bytes:
@@ -136,7 +148,7 @@ class ChatStreamWriter(_Writer):
 
     def _line(self, message: OutMessage) -> bytes:
         self.timing.mark()
-        return _encode(ChatLine(self.model, self.stamp(), message)) + b"\n"
+        return _encode(ChatLine(model=self.model, created_at=self.stamp(), message=message)) + b"\n"
 
     def feed(self, ev: StreamEvent | Native) -> list[bytes]:
         kind = type(ev)
@@ -176,7 +188,8 @@ class ChatStreamWriter(_Writer):
         if self.relayed_done:
             return []
         out = self._flush_calls()
-        line = ChatLine(self.model, self.stamp(), OutMessage(), True, done_reason(self.finish_reason))
+        line = ChatLine(model=self.model, created_at=self.stamp(), message=OutMessage(), done=True,
+                        done_reason=done_reason(self.finish_reason))
         out.append(final_line(line, self.timing, self.usage))
         return out
 
@@ -188,7 +201,8 @@ class GenerateStreamWriter(_Writer):
 
     def _line(self, response: str = "", thinking: str | UnsetType = UNSET) -> bytes:
         self.timing.mark()
-        return _encode(GenerateLine(self.model, self.stamp(), response, thinking)) + b"\n"
+        return _encode(GenerateLine(model=self.model, created_at=self.stamp(), response=response,
+                                    thinking=thinking)) + b"\n"
 
     def feed(self, ev: StreamEvent | Native) -> list[bytes]:
         kind = type(ev)
@@ -208,7 +222,8 @@ class GenerateStreamWriter(_Writer):
     def finish(self) -> list[bytes]:
         if self.relayed_done:
             return []
-        line = GenerateLine(self.model, self.stamp(), "", UNSET, True, done_reason(self.finish_reason))
+        line = GenerateLine(model=self.model, created_at=self.stamp(), done=True,
+                            done_reason=done_reason(self.finish_reason))
         return [final_line(line, self.timing, self.usage)]
 
 
