@@ -206,7 +206,10 @@ async def ollama_face(t: Target, scale: Scale) -> dict:
     out = {}
     for route in ROUTES:
         res = {"v1_c16": await _measured(t, t.payload(route), 16, scale),
-               "api_c16": await _measured(t, t.payload(route, face="ollama"), 16, scale)}
+               "api_c16": await _measured(t, t.payload(route, face="ollama"), 16, scale),
+               "v1_stream_c16": await _measured(t, t.payload(route, stream=True), 16, scale, stream=True),
+               "api_stream_c16": await _measured(t, t.payload(route, stream=True, face="ollama"), 16, scale,
+                                                 stream=True)}
         for stream in (False, True):
             run = await loadgen.closed_loop(t.host, t.port, t.payload(route, stream, face="ollama"), concurrency=1,
                                             stream=stream, max_requests=scale.c1_requests // 2,

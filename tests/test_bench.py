@@ -44,7 +44,8 @@ def test_tiny_run_writes_every_section(tiny_run):
         assert {"c16", "c64", "stream_c16"} <= set(lg["throughput"][route])
         assert "cpu_ms_per_req" in lg["throughput"][route]["c16"]
         assert {"errors", "rss_peak_mb", "n"} <= set(lg["streams"][route])
-        assert {"v1_c16", "api_c16", "api_c1", "api_c1_stream"} <= set(lg["ollama_face"][route])
+        assert {"v1_c16", "api_c16", "v1_stream_c16", "api_stream_c16", "api_c1", "api_c1_stream"} <= set(
+            lg["ollama_face"][route])
         assert lg["ollama_face"][route]["api_c16"]["errors"] == 0  # /api/chat answered on both routes
     assert {"rss_after_warmup_mb", "rss_after_mb", "delta_mb", "requests"} <= set(lg["memory_flat"])
 

@@ -16,6 +16,7 @@ import orjson
 from litegate import upstream
 from litegate.config import Config, Deployment, Timeouts
 from litegate.core.auth import Principal
+from litegate.core.plan import visible_models
 from litegate.core.services import Services
 from litegate.errors import GatewayError
 from litegate.providers import PROVIDERS, UpstreamRequest
@@ -25,11 +26,8 @@ _SHOW_TIMEOUTS = Timeouts(connect_s=2, first_token_s=3, total_s=5)
 
 
 def names_for(cfg: Config, principal: Principal) -> list[str]:
-    """Every name the principal may send as `model`, in the order /v1/models lists them."""
-    aliases = cfg.router.aliases
-    return ([n for n in cfg.groups() if principal.may_use(n)]
-            + [n for n in cfg.router.routes if principal.may_use(n)]
-            + [a for a, target in aliases.items() if principal.may_use(a) or principal.may_use(target)])
+    """Every name the principal may send as `model`, as /v1/models lists them."""
+    return [name for name, _ in visible_models(cfg, principal)]
 
 
 def first_deployment(cfg: Config, name: str) -> Deployment | None:
