@@ -63,7 +63,8 @@ def _check(when: When, f: Features, label: str | None) -> str | None:
     """None when every condition holds, else why not."""
     if when.keywords is not None:
         low = f.text.lower()
-        if not any(re.search(rf"\b{re.escape(k.lower())}\b", low) for k in when.keywords):
+        # Whole words, but by lookaround rather than \b, so "c++" or "C#" (ending in a symbol) can match.
+        if not any(re.search(rf"(?<!\w){re.escape(k.lower())}(?!\w)", low) for k in when.keywords):
             return "no keyword found"
     if when.regex is not None and not re.search(when.regex, f.text, re.IGNORECASE | re.MULTILINE):
         return "regex does not match"
