@@ -135,7 +135,7 @@ def test_aggregator_id_defaults_to_a_fresh_one():
 
 
 def test_every_fragment_order_assembles_the_same():
-X
+    """ToolCalls: every interleaving of two calls' fragments (each call's own kept in order) gives the same calls."""
     expected = assemble(FRAGMENTS)
     orders = [p for p in itertools.permutations(range(4)) if p.index(0) < p.index(2) and p.index(1) < p.index(3)]
     assert len(orders) == 6
