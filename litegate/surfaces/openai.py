@@ -41,7 +41,7 @@ class ModelList(msgspec.Struct):
 
 class Embedding(msgspec.Struct):
     index: int
-    embedding: Union[list[float], str]
+    embedding: list[float] | str  # floats, or base64 of little-endian float32
     object: str = "embedding"
 
 

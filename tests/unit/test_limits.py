@@ -108,7 +108,7 @@ def test_no_limits_admits_everything(limits):
 
 # ---------------------------------------------------------------- budgets
 def test_day_token_budget_resets_at_local_midnight(limits, clock):
-    """tokens_per_day: spent -> 429 insufficient_quota until local midnight (retry-after says so); the next day is fresh."""
+    """tokens_per_day: spent -> 429 insufficient_quota until local midnight (retry-after says so); then fresh."""
     key = Key("k", budget=Budget(tokens_per_day=1000))
     limits.settle("k", 600, 0.0)
     limits.admit(key)
