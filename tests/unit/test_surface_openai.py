@@ -145,7 +145,8 @@ def test_reasoning_deltas_follow_the_setting(reasoning, expected):
 def test_empty_text_writes_nothing():
     """ChunkWriter: an empty text or reasoning delta writes no frame (no empty chunks on the wire)."""
     w = ChunkWriter("m", include_usage=False)
-    assert w.feed(TextDelta("")) == [] and w.feed(ReasoningDelta("")) == [] and not w.started
+    assert w.feed(TextDelta("")) == [] and w.feed(ReasoningDelta("")) == []
+    assert deltas(frames(w.finish()))[0] == {"role": "assistant", "content": ""}  # the role is still to be sent
 
 
 def test_citations_chunk():
