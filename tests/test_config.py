@@ -94,7 +94,8 @@ def _schema_defaults(schema: dict, node: dict, prefix: str = "") -> dict[str, ob
 def test_schema_defaults_match_snapshot_defaults():
     """The defaults documented in the JSON Schema are the ones the snapshot really uses."""
     schema = config.schema()
-    with_optional_blocks = {**MINIMAL, "web_search": {"provider": "searxng", "api_base": "http://127.0.0.1:8888"}}
+    with_optional_blocks = {**MINIMAL, "web_search": {"provider": "searxng", "api_base": "http://127.0.0.1:8888"},
+                            "state": {"redis_url": "redis://127.0.0.1:6379/0"}}
     cfg = msgspec.to_builtins(from_dict(with_optional_blocks, env={}))
     for path, default in _schema_defaults(schema, schema).items():
         node = cfg

@@ -205,6 +205,19 @@ class Usage(_Frozen):
     retention_days: float = 90
 
 
+class State(_Frozen):
+    """Where instances share state (Redis or Valkey); absent = everything stays in this process."""
+
+    redis_url: str
+    key_prefix: str = "litegate:"
+    password_env: str | None = None
+    password: str | None = None  # resolved from password_env at load; never in the file
+    instance: str = ""  # empty: the host name, filled in by litegate.state
+    fail_open: bool = True
+    timeout_ms: float = 250
+    retry_s: float = 2
+
+
 class WebSearch(_Frozen):
     provider: str
     api_base: str | None = None
@@ -243,6 +256,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, dict=True)
     auth: Auth = Auth()
     images: Images = Images()
     usage: Usage = Usage()
+    state: State | None = None
     web_search: WebSearch | None = None
     fetch_url: FetchUrl = FetchUrl()
     source: str = ""
@@ -323,6 +337,8 @@ def redacted(cfg: Config) -> dict[str, Any]:
         k.pop("key_hash", None)
     if doc.get("web_search"):
         doc["web_search"].pop("api_key", None)
+    if doc.get("state"):
+        doc["state"].pop("password", None)
     return doc
 
 

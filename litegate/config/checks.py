@@ -46,6 +46,12 @@ def resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[s
             problems.append(("$.web_search.api_key_env", f"web_search: environment variable {var} is not set"))
         elif var:
             ws["api_key"] = env[var]
+    state = doc.get("state")
+    var = state.get("password_env") if state else None
+    if var and not env.get(var):
+        problems.append(("$.state.password_env", f"state: environment variable {var} is not set"))
+    elif var:
+        state["password"] = env[var]
     for i, m in enumerate(doc["models"]):
         if m.get("server_tools") and not ws and "web_search" in m["server_tools"]:
             problems.append((f"$.models[{i}].server_tools", f"model '{m['name']}' uses web_search but there is no "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from litegate.core.services import Call, Services
+from litegate.state import Spent
 from litegate.usage import UsageRow
 
 
@@ -27,8 +28,10 @@ def finish(svc: Services, call: Call, status: int, error_code: str | None) -> No
     cached = u.prompt_tokens_details.cached_tokens if u and u.prompt_tokens_details else 0
     cost = cost_of(call)
     elapsed = time.perf_counter() - call.started
-    if call.admitted is not None:
-        svc.limits.settle(call.admitted.name, prompt + completion, cost)
+    svc.state.settle(Spent(at=time.time() - elapsed, key=call.key or "anonymous",
+                           admitted=call.admitted.name if call.admitted is not None else None, lease=call.lease,
+                           model=call.model, prompt=prompt, completion=completion, cached=cached, cost=cost,
+                           error=status >= 400 or error_code is not None))
     if svc.usage is not None:
         svc.usage.record(UsageRow(
             time=time.time() - elapsed, request_id=call.request_id, key=call.key or "anonymous", model=call.model,

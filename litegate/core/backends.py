@@ -60,6 +60,8 @@ class Backends:
         self._live: dict[str, _Live] = {}
         self._caps: dict[str, tuple[int | None, int]] = {}
         self.loaded_models: dict[str, dict[str, Any]] = {}  # api_base -> {"ok", "models", "checked_at"}
+        # Set by the app when state is shared: (deployment id, until as unix time, error) -> the others.
+        self.on_cooldown: Callable[[str, float, str | None], None] | None = None
 
     def _get(self, dep_id: str) -> _Live:
         live = self._live.get(dep_id)
@@ -133,6 +135,18 @@ class Backends:
             live.cooling_until = self.clock() + cfg.router.cooldown.cooldown_s
             log.warning("deployment_cooldown", deployment=d.id, seconds=cfg.router.cooldown.cooldown_s,
                         error=live.last_error)
+            if self.on_cooldown is not None:
+                self.on_cooldown(d.id, time.time() + cfg.router.cooldown.cooldown_s, live.last_error)
+
+    def cool(self, dep_id: str, until: float, error: str | None) -> None:
+        """A cooldown another instance saw (shared state), honoured here until the same moment."""
+        live = self._get(dep_id)
+        local_until = self.clock() + (until - time.time())
+        if local_until > live.cooling_until + 0.5:  # news, not the echo of one already known here
+            live.cooling_until = local_until
+            live.last_error = error or live.last_error
+            log.info("deployment_cooldown_shared", deployment=dep_id, seconds=round(until - time.time(), 1),
+                     error=error)
 
     # ------------------------------------------------------------ Ollama: loaded models
     async def poll_loaded(self, session: Any, cfg: Config) -> None:

@@ -19,11 +19,11 @@ from litegate.errors import RateLimited
 _MINUTE = 60.0
 
 
-def _day(t: float) -> str:
+def day_of(t: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(t))
 
 
-def _month(t: float) -> str:
+def month_of(t: float) -> str:
     return time.strftime("%Y-%m", time.localtime(t))
 
 
@@ -45,6 +45,32 @@ def next_day(t: float) -> float:
 def next_month(t: float) -> float:
     lt = time.localtime(t)
     return time.mktime((lt.tm_year, lt.tm_mon + 1, 1, 0, 0, 0, 0, 0, -1))
+
+
+def limited(key: Key) -> bool:
+    """Whether any limit or budget applies to the key (what fail-closed shared state refuses)."""
+    b = key.budget
+    return any(v is not None for v in (key.rpm, key.tpm, key.max_concurrent, b.tokens_per_day, b.tokens_per_month,
+                                       b.cost_per_month))
+
+
+def refusal(key: Key, limit: str, retry_after: float, running: int = 0) -> RateLimited:
+    """The 429 for a limit a key reached, worded the same whether local or shared counts found it."""
+    b, name = key.budget, key.name
+    if limit == "rpm":
+        return RateLimited(f"key '{name}' is over its {key.rpm} requests per minute", retry_after=retry_after,
+                           code="rate_limit_requests")
+    if limit == "tpm":
+        return RateLimited(f"key '{name}' is over its {key.tpm} tokens per minute", retry_after=retry_after,
+                           code="rate_limit_tokens")
+    if limit == "concurrency":
+        return RateLimited(f"key '{name}' already has {running} requests running (its limit)",
+                           retry_after=retry_after, code="concurrency_limit")
+    what = {"day_tokens": f"used its {b.tokens_per_day} tokens for today",
+            "month_tokens": f"used its {b.tokens_per_month} tokens for this month",
+            "month_cost": f"spent its ${b.cost_per_month or 0:g} for this month"}[limit]
+    return RateLimited(f"key '{name}' has {what}", retry_after=retry_after, code="budget_exceeded",
+                       error_type="insufficient_quota")
 
 
 @dataclass
@@ -80,10 +106,10 @@ class Limits:
             st.requests.popleft()
         while st.tokens and st.tokens[0][0] <= now - _MINUTE:
             st.minute_tokens -= st.tokens.popleft()[1]
-        if st.day != _day(now):
-            st.day, st.day_tokens, st.day_searches = _day(now), 0, 0
-        if st.month != _month(now):
-            st.month, st.month_tokens, st.month_cost = _month(now), 0, 0.0
+        if st.day != day_of(now):
+            st.day, st.day_tokens, st.day_searches = day_of(now), 0, 0
+        if st.month != month_of(now):
+            st.month, st.month_tokens, st.month_cost = month_of(now), 0, 0.0
 
     def restore(self, day: Mapping[str, Any], month: Mapping[str, Any]) -> None:
         """Seed today's and this month's sums (KeySums from the usage store) after a restart."""
@@ -97,29 +123,34 @@ class Limits:
         """Count a request in, or RateLimited (with retry-after) naming the limit that was hit."""
         st, now = self._get(key.name), self.clock()
         if key.rpm is not None and len(st.requests) >= key.rpm:
-            raise RateLimited(f"key '{key.name}' is over its {key.rpm} requests per minute",
-                              retry_after=st.requests[0] + _MINUTE - now, code="rate_limit_requests")
+            raise refusal(key, "rpm", st.requests[0] + _MINUTE - now)
         if key.tpm is not None and st.minute_tokens >= key.tpm:
-            raise RateLimited(f"key '{key.name}' is over its {key.tpm} tokens per minute",
-                              retry_after=st.tokens[0][0] + _MINUTE - now, code="rate_limit_tokens")
+            raise refusal(key, "tpm", st.tokens[0][0] + _MINUTE - now)
         if key.max_concurrent is not None and st.concurrent >= key.max_concurrent:
-            raise RateLimited(f"key '{key.name}' already has {st.concurrent} requests running (its limit)",
-                              retry_after=1, code="concurrency_limit")
+            raise refusal(key, "concurrency", 1, running=st.concurrent)
         self._check_budget(key, st, now)
         st.requests.append(now)
         st.concurrent += 1
 
+    def record(self, key: Key) -> None:
+        """Count a request in without checking (the shared store admitted it): keeps the mirror true."""
+        st = self._get(key.name)
+        st.requests.append(self.clock())
+        st.concurrent += 1
+
+    def observe(self, name: str, day_tokens: int, month_tokens: int, month_cost: float) -> None:
+        """The team's budget sums as the shared store last reported them (this instance's included)."""
+        st = self._get(name)
+        st.day_tokens, st.month_tokens, st.month_cost = day_tokens, month_tokens, month_cost
+
     def _check_budget(self, key: Key, st: _State, now: float) -> None:
         b = key.budget
         if b.tokens_per_day is not None and st.day_tokens >= b.tokens_per_day:
-            raise RateLimited(f"key '{key.name}' has used its {b.tokens_per_day} tokens for today",
-                              retry_after=next_day(now) - now, code="budget_exceeded", error_type="insufficient_quota")
+            raise refusal(key, "day_tokens", next_day(now) - now)
         if b.tokens_per_month is not None and st.month_tokens >= b.tokens_per_month:
-            raise RateLimited(f"key '{key.name}' has used its {b.tokens_per_month} tokens for this month",
-                              retry_after=next_month(now) - now, code="budget_exceeded", error_type="insufficient_quota")
+            raise refusal(key, "month_tokens", next_month(now) - now)
         if b.cost_per_month is not None and st.month_cost >= b.cost_per_month:
-            raise RateLimited(f"key '{key.name}' has spent its ${b.cost_per_month:g} for this month",
-                              retry_after=next_month(now) - now, code="budget_exceeded", error_type="insufficient_quota")
+            raise refusal(key, "month_cost", next_month(now) - now)
 
     def settle(self, name: str, tokens: int, cost: float) -> None:
         """The request ended: release its concurrency slot and count what it used."""
@@ -136,13 +167,13 @@ class Limits:
         """Count one web search against the key's and the gateway's daily limits, if both allow it."""
         now = self.clock()
         day, used = self.global_searches
-        used = used if day == _day(now) else 0
+        used = used if day == day_of(now) else 0
         st = self._get(name or "anonymous")
         if per_day_global is not None and used >= per_day_global:
             return False
         if per_key is not None and st.day_searches >= per_key:
             return False
-        self.global_searches = (_day(now), used + 1)
+        self.global_searches = (day_of(now), used + 1)
         st.day_searches += 1
         return True
 

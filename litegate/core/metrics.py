@@ -25,6 +25,9 @@ HELP = {
     "litegate_deployment_healthy": ("gauge", "1 when a deployment is not cooling down."),
     "litegate_deployment_in_flight": ("gauge", "Requests running on a deployment."),
     "litegate_deployment_queued": ("gauge", "Requests waiting for a slot on a deployment."),
+    "litegate_state_store_up": ("gauge", "1 while the shared state store (Redis) is reachable (state shared only)."),
+    "litegate_state_outages_total": ("counter", "Times the shared state store became unreachable."),
+    "litegate_state_local_admissions_total": ("counter", "Requests counted by this instance alone: store away."),
     "litegate_usage_rows_pending": ("gauge", "Usage rows not yet written to SQLite."),
     "litegate_usage_rows_dropped_total": ("counter", "Usage rows dropped because the buffer was full."),
 }

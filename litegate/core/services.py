@@ -20,6 +20,7 @@ from litegate.core.backends import Backends
 from litegate.core.limits import Limits
 from litegate.core.metrics import Metrics
 from litegate.core.router import Attempt
+from litegate.state import LocalState, StateBackend
 from litegate.wire import Usage
 
 if TYPE_CHECKING:  # the I/O adapters are handed in by the app; the core only calls them
@@ -77,6 +78,11 @@ class Services:
     limits: Limits = field(default_factory=Limits)
     metrics: Metrics = field(default_factory=Metrics)
     live: dict[int, Call] = field(default_factory=dict)  # requests in flight, for the dashboard
+    state: StateBackend | None = None  # limits' and cooldowns' home: this process (default) or Redis
+
+    def __post_init__(self) -> None:
+        if self.state is None:
+            self.state = LocalState(self.limits)
 
     def fetcher_for(self, allow_private: bool) -> ClientSession:
         return self.open_fetcher if allow_private and self.open_fetcher is not None else self.fetcher
@@ -106,6 +112,7 @@ class Call:
     endpoint: str | None = None  # chat | completions | embeddings | ...: set when it counts as a model request
     stream: bool = False
     admitted: Key | None = None  # the key whose limits counted this request in
+    lease: str | None = None  # its concurrency slot in shared state, released when it ends
     extra_headers: dict[str, str] = field(default_factory=dict)  # rate-limit headers for the response
     plan: Plan | None = None
     attempt: Attempt | None = None  # the attempt serving (or last tried for) this request

@@ -65,7 +65,11 @@ async def usage(request: web.Request) -> web.Response:
     until = parse_since(q["until"], "0s") if "until" in q else None
     group_by = q.get("group_by") or None
     rows = await _store(request).totals(since, until, group_by)
-    return _json({"since": since, "until": until, "group_by": group_by, "rows": rows})
+    body = {"since": since, "until": until, "group_by": group_by, "rows": rows}
+    team = await request.app[SERVICES].state.team_usage(since, until, group_by)
+    if team is not None:  # state shared through Redis: every instance's counts, per instance and in total
+        body["team"] = team
+    return _json(body)
 
 
 async def timeseries(request: web.Request) -> web.Response:
@@ -91,7 +95,8 @@ async def errors(request: web.Request) -> web.Response:
 
 async def limits(request: web.Request) -> web.Response:
     call = _admin(request)
-    return _json({"keys": request.app[SERVICES].limits.snapshot(call.cfg)})
+    svc = request.app[SERVICES]
+    return _json({"keys": await svc.state.snapshot(call.cfg), "state": svc.state.status()})
 
 
 async def live(request: web.Request) -> web.Response:
@@ -138,6 +143,8 @@ def reload(holder: ConfigHolder, reason: str) -> None:
     if (cfg.server.log_level, cfg.server.log_format) != (old.server.log_level, old.server.log_format):
         log.configure(cfg.server.log_level, cfg.server.log_format)
     changed = [f"server.{f}" for f in RESTART_ONLY if getattr(cfg.server, f) != getattr(old.server, f)]
+    if cfg.state != old.state:  # the state backend is built once, at start
+        changed.append("state")
     logger.info("config_reloaded", reason=reason, models=len(cfg.groups()), restart_needed=changed or None)
 
 

@@ -14,13 +14,15 @@ import platformdirs
 import structlog
 from aiohttp import web
 
-from litegate import upstream
+from litegate import state, upstream
 from litegate.config import Budget, ConfigHolder
 from litegate.core import limits
 from litegate.core.services import Services
+from litegate.state import team
 from litegate.errors import GatewayError
 from litegate.http import admin, dashboard, middleware, ollama, openai, probes
 from litegate.http.appkeys import HOLDER, SERVICES, STARTED
+from litegate.http.sessions import SESSIONS
 from litegate.tools import SearchCache
 from litegate.usage import UsageStore
 
@@ -75,14 +77,25 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     fetcher = upstream.fetch_session(allow_private=False)
     open_fetcher = upstream.fetch_session(allow_private=True)
     services = app[SERVICES] = Services(session=session, fetcher=fetcher, open_fetcher=open_fetcher,
-                                        usage=app[USAGE], search_cache=SearchCache(max_entries=2048))
+                                        usage=app[USAGE])
+    shared = services.state = state.make(cfg, services.limits, services.metrics,
+                                         seed_source=_seed_source(services.usage),
+                                         on_cooldown=services.backends.cool)
+    team_store = shared if cfg.state is not None else None  # sessions and search results for all instances
+    if team_store is not None:
+        services.backends.on_cooldown = shared.cooled
+    services.search_cache = SearchCache(max_entries=2048, shared=team_store)
+    if SESSIONS in app:
+        app[SESSIONS].shared = team_store
     budgets = any(k.budget != Budget() for k in cfg.auth.keys)
     if budgets and services.usage is not None and services.usage.available:
         await _restore_limits(services)  # only budgets need history; rate windows start empty
+    await shared.start()  # never fails: an unreachable Redis means local counts until it is back
     poller = asyncio.create_task(_poll_loaded(app, services))
     yield
     poller.cancel()
     await asyncio.gather(poller, return_exceptions=True)
+    await shared.close()
     await session.close()
     await fetcher.close()
     await open_fetcher.close()
@@ -98,6 +111,25 @@ async def _restore_limits(services: Services) -> None:
         logger.warning("limits_restore_failed", error=e.code)
         return
     services.limits.restore(day, month)
+
+
+def _seed_source(store: UsageStore | None) -> state.SeedSource | None:
+    """What this instance publishes when Redis has lost its data: its own SQLite sums."""
+    if store is None:
+        return None
+
+    async def seed() -> state.Seed:
+        await store.flush()
+        now = time.time()
+        day = await store.sums_by_key_since(limits.start_of_day(now))
+        month = await store.sums_by_key_since(limits.start_of_month(now))
+        since = now - 31 * 86400
+        points = [await store.timeseries(since, None, 3600, split) for split in (None, "key", "model")]
+        return state.Seed(day={k: (s.tokens, s.cost) for k, s in day.items()},
+                          month={k: (s.tokens, s.cost) for k, s in month.items()},
+                          hours=team.hours_from_points(*points))
+
+    return seed
 
 
 async def _poll_loaded(app: web.Application, services: Services) -> None:

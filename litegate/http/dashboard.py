@@ -57,7 +57,7 @@ async def page(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     auth.require_admin(principal)
     cfg = request[CALL].cfg
-    found = request.app[SESSIONS].resolve(cfg, request.cookies.get(COOKIE)) if cfg.auth.keys else None
+    found = await request.app[SESSIONS].resolve(cfg, request.cookies.get(COOKIE)) if cfg.auth.keys else None
     csrf = found[0].csrf if found else ""
     if cfg.auth.keys:
         who = (f'<span class="who">signed in as <b>{html.escape(principal.name)}</b></span>'
@@ -97,7 +97,7 @@ def _html(body: str, status: int = 200, headers: dict[str, str] | None = None) -
 async def login_page(request: web.Request) -> web.Response:
     cfg = request[CALL].cfg
     nxt = _safe_next(request.query.get("next"))
-    if not cfg.auth.keys or request.app[SESSIONS].resolve(cfg, request.cookies.get(COOKIE)):
+    if not cfg.auth.keys or await request.app[SESSIONS].resolve(cfg, request.cookies.get(COOKIE)):
         return _see_other(nxt)
     return _login_form(request, nxt)
 
@@ -132,7 +132,7 @@ async def login(request: web.Request) -> web.Response:
         raise Unauthorized("That is not an admin key of this gateway.")
     throttle.succeeded(client)
     store = request.app[SESSIONS]
-    token, _ = store.open(key)
+    token, _ = await store.open(key)
     log.info("dashboard_login", key=key.name, client=client)
     resp = _see_other(nxt)
     resp.set_cookie(COOKIE, token, max_age=int(store.ttl_s), path="/", httponly=True, samesite="Strict",
@@ -161,7 +161,7 @@ def _admin_key(cfg: Any, presented: str):
 async def logout(request: web.Request) -> web.Response:
     """Ends the session (the middleware has checked its CSRF token) and clears the cookie."""
     auth.require_admin(request[PRINCIPAL])
-    request.app[SESSIONS].close(request.cookies.get(COOKIE))
+    await request.app[SESSIONS].close(request.cookies.get(COOKIE))
     log.info("dashboard_logout", key=request[PRINCIPAL].name)
     resp = web.json_response({"ok": True}, headers={"cache-control": "no-store"})
     resp.del_cookie(COOKIE, path="/", httponly=True, samesite="Strict")

@@ -54,10 +54,10 @@ async def admit(request: web.Request, endpoint: str, requested: str, req: ChatRe
     principal = principal_of(request)
     plan = await planning.make(svc, call, principal, requested, req)
     call.plan, call.endpoint, call.stream = plan, endpoint, stream
+    admission = await svc.state.admit(principal.key, call.request_id)  # one round trip when shared
     if principal.key is not None:
-        svc.limits.admit(principal.key)
-        call.admitted = principal.key
-        call.extra_headers = svc.limits.headers(principal.key)
+        call.admitted, call.lease = principal.key, admission.lease
+        call.extra_headers = dict(admission.headers)
     return call, plan
 
 

@@ -129,7 +129,7 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         try:
             # Trusted networks stand in for a key on model routes only, never on the dashboard or admin API.
             remote = None if sessions.accepts_cookie(path) else request.remote
-            principal = _session_principal(request, call) or auth.authenticate(
+            principal = await _session_principal(request, call) or auth.authenticate(
                 call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"), remote)
         except Unauthorized as e:
             if sessions.is_page(path) and request.method in ("GET", "HEAD"):
@@ -151,7 +151,7 @@ def _same_origin(request: web.Request) -> None:
         raise Forbidden(f"cross-site {request.method} from {origin} refused", code="csrf_failed")
 
 
-def _session_principal(request: web.Request, call: Call) -> auth.Principal | None:
+async def _session_principal(request: web.Request, call: Call) -> auth.Principal | None:
     """A dashboard session cookie stands for its admin key on /ui and /admin routes (a bearer key wins).
 
     A cookie rides along on any request the browser makes, so an unsafe method must also carry the
@@ -161,7 +161,7 @@ def _session_principal(request: web.Request, call: Call) -> auth.Principal | Non
         return None
     if request.headers.get("authorization") or request.headers.get("x-api-key"):
         return None
-    found = store.resolve(call.cfg, request.cookies.get(sessions.COOKIE))
+    found = await store.resolve(call.cfg, request.cookies.get(sessions.COOKIE))
     if found is None:
         return None
     session, key = found

@@ -30,7 +30,8 @@ def _admin_key(request: web.Request, call: Call) -> None:
 
 def backends_body(svc: Services, cfg: Config) -> dict[str, Any]:
     """Each deployment's state and what each Ollama has loaded (/health/backends, /admin/backends)."""
-    return {"deployments": svc.backends.report(cfg), "loaded_models": svc.backends.loaded_models}
+    return {"deployments": svc.backends.report(cfg), "loaded_models": svc.backends.loaded_models,
+            "state": svc.state.status()}
 
 
 async def health_backends(request: web.Request) -> web.Response:
@@ -51,6 +52,9 @@ async def metrics(request: web.Request) -> web.Response:
         gauges += [("litegate_deployment_healthy", labels, 1.0 if d["state"] == "healthy" else 0.0),
                    ("litegate_deployment_in_flight", labels, float(d["in_flight"])),
                    ("litegate_deployment_queued", labels, float(d["queued"]))]
+    shared = svc.state.status()
+    if shared["shared"]:
+        gauges.append(("litegate_state_store_up", (), 1.0 if shared["up"] else 0.0))
     if svc.usage is not None:
         stats = svc.usage.stats()
         gauges += [("litegate_usage_rows_pending", (), float(stats["rows_pending"])),

@@ -4,7 +4,8 @@ and the per-address throttle on sign-in attempts.
 A session stands for the admin key that opened it, and only while the running config still has
 that key, unchanged, unrevoked and admin: a reload that rotates or revokes the key ends its
 sessions. Tokens and CSRF tokens are 256-bit random strings; nothing survives a restart, which
-simply means signing in again. The store lives on the app (SESSIONS); api.auth_middleware reads it
+simply means signing in again. With shared state (Redis) a session is also kept there, under the
+token's SHA-256 (never the token), so signing in on one instance signs you in on all of them. The store lives on the app (SESSIONS); api.auth_middleware reads it
 on /ui and /admin routes, dashboard.py writes it.
 """
 
@@ -15,11 +16,13 @@ import hmac
 import ipaddress
 import secrets
 import time
+from typing import Any
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+import msgspec
 from aiohttp import web
 
 from litegate.config import Config, Key
@@ -68,44 +71,71 @@ class Session:
 
 
 class Sessions:
-    """Session tokens in memory, oldest evicted beyond max_sessions; expired ones purged as met."""
+    """Session tokens in memory, oldest evicted beyond max_sessions; expired ones purged as met.
+    `shared` (a state backend, set by the app when state is shared) keeps them for the team too."""
 
     def __init__(self, ttl_s: float = 12 * 3600, max_sessions: int = 256,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s, self.max_sessions, self.clock = ttl_s, max_sessions, clock
         self._by_token: OrderedDict[str, Session] = OrderedDict()
+        self.shared: Any = None
 
-    def open(self, key: Key) -> tuple[str, Session]:
+    async def open(self, key: Key) -> tuple[str, Session]:
+        token = secrets.token_urlsafe(32)
+        session = Session(key.name, fingerprint(key), secrets.token_urlsafe(32), self.clock() + self.ttl_s)
+        self._keep(token, session)
+        if self.shared is not None:
+            doc = {"key_name": session.key_name, "key_fp": session.key_fp, "csrf": session.csrf,
+                   "expires_at": time.time() + self.ttl_s}
+            await self.shared.put("session", _digest(token), msgspec.json.encode(doc), self.ttl_s)
+        return token, session
+
+    def _keep(self, token: str, session: Session) -> None:
         self._purge()
         while len(self._by_token) >= self.max_sessions:
             self._by_token.popitem(last=False)
-        token = secrets.token_urlsafe(32)
-        session = Session(key.name, fingerprint(key), secrets.token_urlsafe(32), self.clock() + self.ttl_s)
         self._by_token[token] = session
-        return token, session
 
-    def get(self, token: str | None) -> Session | None:
+    async def get(self, token: str | None) -> Session | None:
         if not token:
             return None
         session = self._by_token.get(token)
+        if session is None and self.shared is not None:
+            session = await self._from_team(token)
         if session is not None and session.expires <= self.clock():
-            del self._by_token[token]
+            self._by_token.pop(token, None)
             return None
         return session
 
-    def close(self, token: str | None) -> None:
+    async def _from_team(self, token: str) -> Session | None:
+        """A session opened on another instance (kept here from now on, to its original expiry)."""
+        raw = await self.shared.get("session", _digest(token))
+        if raw is None:
+            return None
+        try:
+            doc = msgspec.json.decode(raw)
+            session = Session(str(doc["key_name"]), str(doc["key_fp"]), str(doc["csrf"]),
+                              self.clock() + float(doc["expires_at"]) - time.time())
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+            return None
+        self._keep(token, session)
+        return session
+
+    async def close(self, token: str | None) -> None:
         if token:
             self._by_token.pop(token, None)
+            if self.shared is not None:
+                await self.shared.delete("session", _digest(token))
 
-    def resolve(self, cfg: Config, token: str | None) -> tuple[Session, Key] | None:
+    async def resolve(self, cfg: Config, token: str | None) -> tuple[Session, Key] | None:
         """The live session for a cookie and the admin key it stands for, or None (and forgotten)."""
-        session = self.get(token)
+        session = await self.get(token)
         if session is None:
             return None
         for key in cfg.auth.keys:
             if key.name == session.key_name and key.admin and not key.revoked and fingerprint(key) == session.key_fp:
                 return session, key
-        self.close(token)
+        await self.close(token)
         return None
 
     def __len__(self) -> int:
@@ -149,6 +179,10 @@ class LoginThrottle:
         while failures and failures[0] <= cutoff:
             failures.popleft()
         return failures
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def client_address(request: web.Request) -> str:

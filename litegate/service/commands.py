@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from litegate import state
 from litegate.core import auth
 from litegate.core import rules
 from litegate.config import Config, ConfigError, load
@@ -31,6 +32,10 @@ def check_config(path: str, env_file: str | None = None) -> int:
     cfg = _load(path, env_file)
     if cfg is None:
         return 1
+    missing = state.missing_library(cfg)
+    if missing:
+        print(f"{path}: {missing}", file=sys.stderr)
+        return 1
     print(f"{path}: valid")
     print(f"  listen: {cfg.server.host}:{cfg.server.port}")
     for name, deps in cfg.groups().items():
@@ -45,6 +50,9 @@ def check_config(path: str, env_file: str | None = None) -> int:
     print(f"  keys: {len(cfg.auth.keys)}" if cfg.auth.keys else "  keys: none (loopback only)")
     if cfg.web_search:
         print(f"  web search: {cfg.web_search.provider}")
+    if cfg.state:
+        print(f"  shared state: {state.safe_url(cfg.state.redis_url)} (prefix {cfg.state.key_prefix!r}, "
+              f"{'fail-open' if cfg.state.fail_open else 'fail-closed'})")
     return 0
 
 

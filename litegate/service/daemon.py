@@ -23,7 +23,7 @@ import time
 import structlog
 from aiohttp import web
 
-from litegate import log
+from litegate import log, state
 from litegate.config import ConfigError, ConfigHolder, exposure_problem, load
 from litegate.config.envfile import EnvFileError, environment
 from litegate.errors import GatewayError
@@ -207,7 +207,7 @@ def serve(config_path: str, host: str | None = None, port: int | None = None, en
     log.configure(cfg.server.log_level, cfg.server.log_format)
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
-    refusal = exposure_problem(cfg, host)
+    refusal = exposure_problem(cfg, host) or state.missing_library(cfg)
     if refusal:
         return _fail(refusal, EX_CONFIG)
     try:

@@ -80,12 +80,12 @@ async def _search(kit: Kit, query: str) -> Outcome:
     if not query:
         raise ToolError("the query was empty", code="bad_request")
     label = f"{ws.provider}:{ws.api_base or ''}:{ws.gl or ''}:{ws.hl or ''}"
-    results = kit.cache.get(label, query, ws.max_results)
+    results = await kit.cache.lookup(label, query, ws.max_results, ttl_s=ws.cache_ttl_s)
     if results is None:
         if not kit.allow_search():
             raise ToolError("the daily search limit is reached; answer from what you know", code="quota")
         results = await _backend_search(kit, query)
-        kit.cache.put(label, query, ws.max_results, results, ttl_s=ws.cache_ttl_s)
+        await kit.cache.remember(label, query, ws.max_results, results, ttl_s=ws.cache_ttl_s)
     sources = [(r.url, r.title) for r in results if r.url]
     return Outcome(render_results(query, results, max_chars=ws.max_chars), True, sources,
                    [(r.url, r.title, r.snippet) for r in results if r.url])

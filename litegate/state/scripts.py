@@ -1,0 +1,141 @@
+"""The Lua scripts Redis runs for litegate: each is one round trip and atomic across instances.
+
+ADMIT (the hot path, once per model request): roll the key's windows, check rpm, tpm,
+concurrency and day/month budgets in the same order as core.limits, count the request in, and
+return the counts plus every live cooldown, so that cooldowns seen elsewhere reach this instance
+with no extra trip. Times are Redis's own (TIME), so the machines' clocks need not agree.
+FLUSH (after the answer, coalesced): releases, tokens, budgets, usage and cooldowns, applied only
+if the data generation (epoch) is still the one this instance knows.
+SEED: after Redis lost its data, publish this instance's own sums once per generation.
+"""
+
+from __future__ import annotations
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# KEYS: rpm, tpm, conc, day, month, cool, epoch. ARGV: has_key, rpm, tpm, max_concurrent, tokens/day,
+# tokens/month, cost/month ('' = none), member (request id), lease_s.
+# Reply: verdict, epoch, requests, minute tokens, day tokens, month tokens, month cost, retry-after,
+# running, then deployment, "seconds left|error" pairs.
+ADMIT = _NOW + """
+local epoch = redis.call('GET', KEYS[7]) or ''
+local cool = {}
+local c = redis.call('HGETALL', KEYS[6])
+for i = 1, #c, 2 do
+  local bar = string.find(c[i + 1], '|', 1, true)
+  local untilv = tonumber(string.sub(c[i + 1], 1, (bar or 0) - 1))
+  if untilv and untilv > now then
+    cool[#cool + 1] = c[i]
+    cool[#cool + 1] = tostring(untilv - now) .. string.sub(c[i + 1], bar or #c[i + 1] + 1)
+  else
+    redis.call('HDEL', KEYS[6], c[i])
+  end
+end
+local function reply(verdict, reqs, minute, day, mt, mc, retry, running)
+  local out = {verdict, epoch, reqs, minute, tostring(day), tostring(mt), tostring(mc), tostring(retry), running}
+  for i = 1, #cool do out[#out + 1] = cool[i] end
+  return out
+end
+if ARGV[1] == '0' then return reply('ok', 0, 0, 0, 0, 0, 0, 0) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)
+local reqs = redis.call('ZCARD', KEYS[1])
+local minute, oldest = 0, nil
+local tk = redis.call('HGETALL', KEYS[2])
+for i = 1, #tk, 2 do
+  local s = tonumber(tk[i])
+  if s <= now - 60 then
+    redis.call('HDEL', KEYS[2], tk[i])
+  else
+    minute = minute + tonumber(tk[i + 1])
+    if oldest == nil or s < oldest then oldest = s end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local running = redis.call('ZCARD', KEYS[3])
+local day = tonumber(redis.call('HGET', KEYS[4], 't') or '0')
+local m = redis.call('HMGET', KEYS[5], 't', 'c')
+local mt, mc = tonumber(m[1] or '0'), tonumber(m[2] or '0')
+local rpm, tpm, conc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if rpm and reqs >= rpm then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return reply('rpm', reqs, minute, day, mt, mc, tonumber(first[2] or now) + 60 - now, running)
+end
+if tpm and minute >= tpm then return reply('tpm', reqs, minute, day, mt, mc, (oldest or now) + 60 - now, running) end
+if conc and running >= conc then return reply('concurrency', reqs, minute, day, mt, mc, 1, running) end
+local dl, ml, cl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if dl and day >= dl then return reply('day_tokens', reqs, minute, day, mt, mc, 0, running) end
+if ml and mt >= ml then return reply('month_tokens', reqs, minute, day, mt, mc, 0, running) end
+if cl and mc >= cl then return reply('month_cost', reqs, minute, day, mt, mc, 0, running) end
+redis.call('ZADD', KEYS[1], now, ARGV[8])
+redis.call('EXPIRE', KEYS[1], 120)
+if conc then
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[9]), ARGV[8])
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[9]) + 60)
+  running = running + 1
+end
+return reply('ok', reqs + 1, minute, day, mt, mc, 0, running)
+"""
+
+# KEYS: epoch. ARGV: the epoch this instance knows, the Pending payload as JSON. Reply 1, or 0 when
+# the generation changed (nothing applied: the instance re-seeds from its SQLite log instead).
+FLUSH = _NOW + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local p = cjson.decode(ARGV[2])
+for _, r in ipairs(p.rel) do redis.call('ZREM', r[1], r[2]) end
+local sec = tostring(math.floor(now))
+for _, r in ipairs(p.tpm) do
+  redis.call('HINCRBY', r[1], sec, r[2])
+  redis.call('EXPIRE', r[1], 120)
+end
+for _, r in ipairs(p.day) do
+  redis.call('HINCRBY', r[1], 't', r[2])
+  redis.call('EXPIRE', r[1], r[3])
+end
+for _, r in ipairs(p.mon) do
+  redis.call('HINCRBY', r[1], 't', r[2])
+  redis.call('HINCRBYFLOAT', r[1], 'c', r[3])
+  redis.call('EXPIRE', r[1], r[4])
+end
+for _, r in ipairs(p.use) do
+  for _, f in ipairs(r[2]) do redis.call('HINCRBYFLOAT', r[1], f[1], f[2]) end
+  redis.call('EXPIRE', r[1], r[3])
+end
+for _, r in ipairs(p.cool) do redis.call('HSET', r[1], r[2], tostring(now + r[3]) .. '|' .. r[4]) end
+redis.call('HSET', p.inst[1], p.inst[2], tostring(now))
+return 1
+"""
+
+# KEYS: epoch. ARGV: a fresh epoch (used if none is set), instance, seeded-set prefix, JSON
+# {day: [[key, tokens, ttl]], mon: [[key, tokens, cost, ttl]], use: [[key, [[field, value]], ttl]],
+# inst: [instances hash, instance]}. Budgets are added (they are the team's sums); this instance's
+# usage hashes are replaced (only it writes them). Reply: {epoch, 1 if applied, 0 if already seeded}.
+SEED = _NOW + """
+local e = redis.call('GET', KEYS[1])
+if not e then
+  e = ARGV[1]
+  redis.call('SET', KEYS[1], e)
+end
+local seeded = ARGV[3] .. e
+if redis.call('SADD', seeded, ARGV[2]) == 0 then return {e, 0} end
+redis.call('EXPIRE', seeded, 40 * 86400)
+local p = cjson.decode(ARGV[4])
+for _, r in ipairs(p.day) do
+  redis.call('HINCRBY', r[1], 't', r[2])
+  redis.call('EXPIRE', r[1], r[3])
+end
+for _, r in ipairs(p.mon) do
+  redis.call('HINCRBY', r[1], 't', r[2])
+  redis.call('HINCRBYFLOAT', r[1], 'c', r[3])
+  redis.call('EXPIRE', r[1], r[4])
+end
+for _, r in ipairs(p.use) do
+  redis.call('DEL', r[1])
+  for _, f in ipairs(r[2]) do redis.call('HSET', r[1], f[1], f[2]) end
+  redis.call('EXPIRE', r[1], r[3])
+end
+redis.call('HSET', p.inst[1], p.inst[2], tostring(now))
+return {e, 1}
+"""

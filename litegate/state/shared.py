@@ -1,0 +1,399 @@
+"""RedisState: limits, budgets, cooldowns, sessions, the search cache and team usage shared by
+several litegate instances through one Redis (or Valkey).
+
+The hot path costs one round trip: ADMIT (scripts.py) checks and counts a request and brings
+back the live cooldowns. What a finished request used is summed in Pending and sent after the
+answer by one coalescing flusher, so under load many requests share a trip.
+
+Faults never stop traffic. A Redis error or a reply slower than state.timeout_ms marks the store
+down: a warning is logged once per outage, the metric and /admin/backends say so, requests are
+counted here alone (fail_open) or, for keys with limits, refused with a 503 (fail_open false), and
+a prober pings every state.retry_s. Counts made meanwhile stay pending and are sent on recovery.
+If Redis lost its data (a new `epoch`), this instance publishes its own SQLite sums instead (the
+seed), once per generation, so a Redis restart loses no usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import secrets
+import socket
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from litegate.config import Config, Key
+from litegate.config import State as StateConfig
+from litegate.core import limits as lim
+from litegate.core.limits import Limits
+from litegate.core.metrics import Metrics
+from litegate.errors import GatewayError
+from litegate.state import safe_url, scripts, team
+from litegate.state.base import Admission, CooldownSink, Seed, SeedSource, Spent
+from litegate.state.layout import Layout, Pending, hour_of, usage_fields
+
+log = structlog.get_logger("litegate.state")
+FAULTS = (RedisError, OSError, asyncio.TimeoutError)
+LEASE_S = 900  # a crashed instance's concurrency leases lapse after this (its restart frees them at once)
+
+
+def instance_name(configured: str) -> str:
+    return configured or re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:64] or "litegate"
+
+
+def _opt(v: float | None) -> str:
+    return "" if v is None else repr(v)
+
+
+class RedisState:
+    kind = "redis"
+
+    def __init__(self, cfg: StateConfig, limits: Limits, metrics: Metrics, *, seed_source: SeedSource | None = None,
+                 on_cooldown: CooldownSink | None = None) -> None:
+        self.cfg, self.limits, self.metrics = cfg, limits, metrics
+        self.instance = instance_name(cfg.instance)
+        self.layout = Layout(cfg.key_prefix, self.instance)
+        self.seed_source, self.on_cooldown = seed_source, on_cooldown
+        t = cfg.timeout_ms / 1000
+        # No client-side retries: a failed call falls back at once and the prober does the retrying.
+        self.client = aioredis.Redis.from_url(cfg.redis_url, password=cfg.password, socket_timeout=t,
+                                              socket_connect_timeout=t, retry=Retry(NoBackoff(), 0),
+                                              health_check_interval=0)
+        self._admit_script = self.client.register_script(scripts.ADMIT)
+        self._flush_script = self.client.register_script(scripts.FLUSH)
+        self._seed_script = self.client.register_script(scripts.SEED)
+        self.pending = Pending()
+        self.epoch: str | None = None
+        self.up = False
+        self.outage = False
+        self.down_since: float | None = None
+        self.last_error: str | None = None
+        self.outages = 0
+        self._member_prefix = f"{self.instance}:{secrets.token_hex(4)}:"
+        self._seq = itertools.count()
+        self._flusher: asyncio.Task | None = None
+        self._prober: asyncio.Task | None = None
+        self._resyncing: asyncio.Task | None = None
+        self._sync_lock = asyncio.Lock()
+        self._up = asyncio.Event()
+        self._closing = False
+
+    # ------------------------------------------------------------ life
+    async def start(self) -> None:
+        """Join the team: publish this instance's sums if this data generation lacks them. Never
+        raises: with Redis away the app starts on local counts and the prober takes over."""
+        try:
+            await self._resync(first=True)
+        except FAULTS as e:
+            self._fault(e)
+            return
+        self._recovered()
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._prober, self._resyncing):
+            if task is not None:
+                task.cancel()
+        if self.up:
+            await self.flush()
+        await self.client.aclose()
+
+    async def wait_up(self) -> None:
+        """Until Redis is reachable and this instance is in sync with it."""
+        await self._up.wait()
+
+    # ------------------------------------------------------------ hot path
+    async def admit(self, key: Key | None, request_id: str) -> Admission:
+        if not self.up:
+            return self._admit_locally(key)
+        L, now = self.layout, time.time()
+        k = key.name if key is not None else ""
+        member = f"{self._member_prefix}{next(self._seq)}"
+        b = key.budget if key is not None else None
+        args = ["0"] if key is None else ["1", _opt(key.rpm), _opt(key.tpm), _opt(key.max_concurrent),
+                                          _opt(b.tokens_per_day), _opt(b.tokens_per_month), _opt(b.cost_per_month),
+                                          member, LEASE_S]
+        try:
+            r = await self._admit_script(keys=[L.rpm(k), L.tpm(k), L.conc(k), L.day(k, lim.day_of(now)),
+                                               L.month(k, lim.month_of(now)), L.cool, L.epoch], args=args)
+        except FAULTS as e:
+            self._fault(e)
+            return self._admit_locally(key)
+        if len(r) > 9:
+            self._apply_cooldowns(r[9:])
+        if r[1].decode() != self.epoch:
+            self._resync_soon()
+        if key is None:
+            return Admission()
+        verdict, requests, minute = r[0].decode(), int(r[2]), int(r[3])
+        self.limits.observe(key.name, int(float(r[4])), int(float(r[5])), float(r[6]))
+        if verdict != "ok":
+            retry = float(r[7])
+            if verdict == "day_tokens":
+                retry = lim.next_day(now) - now
+            elif verdict.startswith("month_"):
+                retry = lim.next_month(now) - now
+            raise lim.refusal(key, verdict, retry, running=int(r[8]))
+        self.limits.record(key)
+        headers = {}
+        if key.rpm is not None:
+            headers["x-ratelimit-limit-requests"] = str(key.rpm)
+            headers["x-ratelimit-remaining-requests"] = str(max(0, key.rpm - requests))
+        if key.tpm is not None:
+            headers["x-ratelimit-limit-tokens"] = str(key.tpm)
+            headers["x-ratelimit-remaining-tokens"] = str(max(0, key.tpm - minute))
+        return Admission(member if key.max_concurrent is not None else None, headers)
+
+    def _admit_locally(self, key: Key | None) -> Admission:
+        self.metrics.inc("litegate_state_local_admissions_total")
+        if key is None:
+            return Admission()
+        if not self.cfg.fail_open and lim.limited(key):
+            raise GatewayError(f"key '{key.name}' has limits kept in the shared state store, which is unreachable "
+                               "right now (state.fail_open is false); try again shortly", status=503,
+                               code="state_unavailable", retry_after=self.cfg.retry_s, error_type="server_error")
+        self.limits.admit(key)
+        return Admission(None, self.limits.headers(key))
+
+    def settle(self, spent: Spent) -> None:
+        L, p = self.layout, self.pending
+        tokens = spent.prompt + spent.completion
+        if spent.admitted is not None:
+            self.limits.settle(spent.admitted, tokens, spent.cost)
+            now = time.time()
+            if spent.lease:
+                p.releases.append((L.conc(spent.admitted), spent.lease))
+            if tokens:
+                p.tpm[L.tpm(spent.admitted)] = p.tpm.get(L.tpm(spent.admitted), 0) + tokens
+                day = L.day(spent.admitted, lim.day_of(now))
+                p.day[day] = p.day.get(day, 0) + tokens
+            if tokens or spent.cost:
+                month = p.month.setdefault(L.month(spent.admitted, lim.month_of(now)), [0, 0.0])
+                month[0] += tokens
+                month[1] += spent.cost
+        p.add_usage(L.usage(hour_of(spent.at)), usage_fields(spent.key, spent.model, 1, int(spent.error),
+                                                             spent.prompt, spent.completion, spent.cached,
+                                                             spent.cost))
+        self._kick()
+
+    def cooled(self, dep_id: str, until: float, error: str | None) -> None:
+        seconds = until - time.time()
+        if seconds > 0:
+            self.pending.cool[dep_id] = (seconds, error or "")
+            self._kick()
+
+    def _apply_cooldowns(self, pairs: list[bytes]) -> None:
+        if self.on_cooldown is None:
+            return
+        now = time.time()
+        for i in range(0, len(pairs) - 1, 2):
+            seconds, _, error = pairs[i + 1].decode().partition("|")
+            self.on_cooldown(pairs[i].decode(), now + float(seconds), error or None)
+
+    # ------------------------------------------------------------ sending what was used
+    def _kick(self) -> None:
+        if self.up and not self._closing and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def flush(self) -> None:
+        """Send everything pending now (shutdown, team reads, tests); returns early if Redis is away."""
+        self._kick()
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+    async def _flush_loop(self) -> None:
+        while self.pending and self.up:
+            batch = self.pending.take()
+            try:
+                applied = await self._flush_script(keys=[self.layout.epoch],
+                                                   args=[self.epoch or "", orjson.dumps(batch.payload(self.layout))])
+            except FAULTS as e:
+                self.pending.merge(batch)
+                self._fault(e)
+                return
+            if not applied:  # Redis lost its data: the seed publishes the log's sums instead of these
+                self.pending.merge(batch)
+                try:
+                    await self._resync(first=False)
+                except FAULTS as e:
+                    self._fault(e)
+                    return
+
+    # ------------------------------------------------------------ generations and outages
+    async def _resync(self, first: bool) -> None:
+        """Learn the data generation; if this instance has not published its sums in it, do so."""
+        async with self._sync_lock:
+            L = self.layout
+            raw = await self.client.get(L.epoch)
+            epoch = raw.decode() if raw else None
+            if epoch is None or not await self.client.sismember(L.seeded(epoch), self.instance):
+                dropped = self.pending.drop_counts()
+                seed = await self._read_seed()
+                if seed is None:  # no log to publish: what is pending is the best count there is
+                    self.pending.merge(dropped)
+                    seed = Seed()
+                    dropped = Pending()
+                try:
+                    epoch_b, applied = await self._seed_script(
+                        keys=[L.epoch], args=[secrets.token_hex(8), self.instance, L.seeded(),
+                                              orjson.dumps(team.seed_payload(L, seed, time.time()))])
+                except FAULTS:
+                    self.pending.merge(dropped)
+                    raise
+                if not applied:
+                    self.pending.merge(dropped)
+                epoch = epoch_b.decode()
+                log.info("state_seeded", instance=self.instance, published=bool(applied))
+            self.epoch = epoch
+            if first:
+                await self._drop_stale_leases()
+
+    async def _read_seed(self) -> Seed | None:
+        if self.seed_source is None:
+            return None
+        try:
+            return await self.seed_source()
+        except Exception as e:  # the SQLite log is unreadable right now
+            log.warning("state_seed_unavailable", error=str(e)[:200])
+            return None
+
+    async def _drop_stale_leases(self) -> None:
+        """At start, concurrency leases an earlier run of this instance left behind are freed."""
+        mine = f"{self.instance}:".encode()
+        async for zkey in self.client.scan_iter(match=_glob_escape(self.layout.conc("")) + "*", count=200):
+            stale = [m for m in await self.client.zrange(zkey, 0, -1) if m.startswith(mine)]
+            if stale:
+                await self.client.zrem(zkey, *stale)
+
+    def _resync_soon(self) -> None:
+        if self._resyncing is None or self._resyncing.done():
+            self._resyncing = asyncio.get_running_loop().create_task(self._resync_then_flush())
+
+    async def _resync_then_flush(self) -> None:
+        try:
+            await self._resync(first=False)
+        except FAULTS as e:
+            self._fault(e)
+            return
+        self._kick()
+
+    def _fault(self, e: BaseException) -> None:
+        self.up = False
+        self.last_error = f"{type(e).__name__}: {e}"[:200]
+        if not self.outage:
+            self.outage, self.down_since = True, time.time()
+            self.outages += 1
+            self._up.clear()
+            self.metrics.inc("litegate_state_outages_total")
+            log.warning("state_store_unavailable", url=safe_url(self.cfg.redis_url), error=self.last_error,
+                        fallback="local counts" if self.cfg.fail_open else "keys with limits refused (503)",
+                        retry_s=self.cfg.retry_s)
+        if not self._closing and (self._prober is None or self._prober.done()):
+            self._prober = asyncio.get_running_loop().create_task(self._probe())
+
+    def _recovered(self) -> None:
+        self.up = True
+        if self.outage:
+            log.info("state_store_recovered", url=safe_url(self.cfg.redis_url),
+                     down_s=round(time.time() - (self.down_since or time.time()), 1))
+            self.outage, self.down_since = False, None
+        self._up.set()
+
+    async def _probe(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.cfg.retry_s)
+            try:
+                await self.client.ping()
+                await self._resync(first=False)
+            except FAULTS as e:
+                self.last_error = f"{type(e).__name__}: {e}"[:200]
+                continue
+            self._recovered()
+            self._kick()
+            return
+
+    # ------------------------------------------------------------ reads for people
+    def status(self) -> dict[str, Any]:
+        return {"backend": "redis", "shared": True, "up": self.up, "instance": self.instance,
+                "url": safe_url(self.cfg.redis_url), "fail_open": self.cfg.fail_open, "down_since": self.down_since,
+                "last_error": self.last_error, "outages": self.outages, "pending": bool(self.pending)}
+
+    async def snapshot(self, cfg: Config) -> list[dict[str, Any]]:
+        """The team's counts per key (this instance's own when Redis is away)."""
+        rows = self.limits.snapshot(cfg)
+        if not self.up or not rows:
+            return rows
+        L, now = self.layout, time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for key in cfg.auth.keys:
+            k = key.name
+            pipe.zcount(L.rpm(k), now - 60, "+inf").hgetall(L.tpm(k)).zcount(L.conc(k), now, "+inf")
+            pipe.hget(L.day(k, lim.day_of(now)), "t").hmget(L.month(k, lim.month_of(now)), "t", "c")
+        try:
+            res = await pipe.execute()
+        except FAULTS as e:
+            self._fault(e)
+            return rows
+        for i, row in enumerate(rows):
+            rpm, tpm, conc, day, (mt, mc) = res[5 * i:5 * i + 5]
+            row.update(requests_last_minute=rpm, concurrent=conc,
+                       tokens_last_minute=sum(int(v) for s, v in tpm.items() if float(s) > now - 60),
+                       tokens_today=int(day or 0), tokens_this_month=int(mt or 0),
+                       cost_this_month=round(float(mc or 0), 6))
+        return rows
+
+    async def team_usage(self, since: float, until: float | None, group_by: str | None) -> dict[str, Any] | None:
+        if not self.up:
+            return {"available": False, "error": "the shared state store is unreachable", **self.status()}
+        await self.flush()
+        L, hours = self.layout, team.hours(since, until or time.time())
+        try:
+            instances = sorted(i.decode() for i in await self.client.hkeys(L.instances))
+            pipe = self.client.pipeline(transaction=False)
+            for inst in instances:
+                for h in hours:
+                    pipe.hgetall(L.usage(h, inst))
+            res = await pipe.execute() if instances and hours else []
+        except FAULTS as e:
+            self._fault(e)
+            return {"available": False, "error": "the shared state store is unreachable", **self.status()}
+        n = len(hours)
+        per = {inst: res[j * n:(j + 1) * n] for j, inst in enumerate(instances)}
+        return {"available": True, "instance": self.instance, "since_hour": hour_of(since),
+                **team.summarise(per, group_by)}
+
+    # ------------------------------------------------------------ shared values
+    async def get(self, space: str, name: str) -> bytes | None:
+        if not self.up:
+            return None
+        try:
+            return await self.client.get(self.layout.kv(space, name))
+        except FAULTS as e:
+            self._fault(e)
+            return None
+
+    async def put(self, space: str, name: str, value: bytes, ttl_s: float) -> None:
+        if self.up and ttl_s > 0:
+            try:
+                await self.client.set(self.layout.kv(space, name), value, px=max(1, int(ttl_s * 1000)))
+            except FAULTS as e:
+                self._fault(e)
+
+    async def delete(self, space: str, name: str) -> None:
+        if self.up:
+            try:
+                await self.client.delete(self.layout.kv(space, name))
+            except FAULTS as e:
+                self._fault(e)
+
+
+def _glob_escape(s: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", s)
