@@ -100,17 +100,18 @@ class Sessions:
         if not token:
             return None
         session = self._by_token.get(token)
-        if session is None and self.shared is not None:
-            session = await self._from_team(token)
+        if self.shared is not None and self.shared.status()["up"]:
+            session = await self._from_team(token)  # the team's word: a sign-out elsewhere ends it here too
         if session is not None and session.expires <= self.clock():
             self._by_token.pop(token, None)
             return None
         return session
 
     async def _from_team(self, token: str) -> Session | None:
-        """A session opened on another instance (kept here from now on, to its original expiry)."""
+        """The session as the team knows it (kept here too, to its original expiry, for when Redis is away)."""
         raw = await self.shared.get("session", _digest(token))
         if raw is None:
+            self._by_token.pop(token, None)
             return None
         try:
             doc = msgspec.json.decode(raw)
