@@ -11,12 +11,14 @@ import json
 import os
 from typing import Any
 
+from . import shared_state
 from .scenarios import ROUTES
 
 TARGETS = {
     "idle_rss_mb": 45, "ready_s": 0.35, "added_p50_ms": 0.5, "added_p99_ms": 2.0, "added_ttft_ms": 1.0,
     "rps": 2500, "vs_litellm": 15, "streams_rss_mb": 150, "flat_mb": 5, "generator_rps": 5000,
     "face_cost": 1.10,
+    "shared_added_p50_ms": 0.3,
 }
 SECTIONS = ("meta", "systems", "targets", "comparison")
 SYSTEM_SECTIONS = ("startup", "latency_c1", "throughput", "ollama_face", "memory_flat", "streams")
@@ -102,6 +104,16 @@ def face_targets(lg: dict) -> list[dict]:
                          "≤ every other path", None if known is None else f"{native} ms vs ≥ {known} ms",
                          None if known is None else native <= known))
     return out
+
+
+def shared_targets(res: dict | None) -> list[dict]:
+    """Sharing state through Redis: the p50 its admit round trip adds at c=1, loopback."""
+    if res is None:
+        return []
+    v = res.get("added_p50_ms")
+    goal = TARGETS["shared_added_p50_ms"]
+    return [_line("Redis shared state: added latency c=1 p50 (keyed, every limit)", f"≤ {goal} ms", v,
+                  None if v is None else v <= goal, " ms")]
 
 
 # ---------------------------------------------------------------- detail table
@@ -222,6 +234,7 @@ def markdown(report: dict) -> str:
         lines += [row(label, path, r) for label, path in ROUTE_ROWS]
     lines.append("| **both routes** | | | | | |")
     lines += [row(label, path) for label, path in TAIL_ROWS]
+    lines += shared_state.markdown(report.get("shared_state"))
     if meta.get("profile"):
         lines += ["", f"Profile of litegate under this run: `{meta['profile']}` (figures inflated by the profiler)."]
     return "\n".join(lines) + "\n"

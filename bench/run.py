@@ -24,7 +24,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 
-from . import litellm_config, procs, report, scenarios
+from . import litellm_config, procs, report, scenarios, shared_state
 from .scenarios import Scale, Target
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,12 +147,19 @@ class Bench:
                 res, comparison = await self.litellm(fake)
                 if res is not None:
                     systems["litellm"] = res
+            shared = None
+            if "litegate" in wanted and self.a.shared_state:
+                _log("shared state: litegate with and without Redis")
+                shared = await shared_state.compare(self.work, fake.port, self.scale,
+                                                    lambda cfg, port: self._litegate_argv(cfg, port, None),
+                                                    self.server_cpu, self.gen_cpu, _log)
+                _log(f"shared state: {shared.get('status')} added p50 {shared.get('added_p50_ms')} ms")
         finally:
             if self.fake:
                 self.fake.stop()
-        return self._report(systems, comparison), litegate_ok
+        return self._report(systems, comparison, shared), litegate_ok
 
-    def _report(self, systems: dict, comparison: dict) -> dict:
+    def _report(self, systems: dict, comparison: dict, shared: dict | None = None) -> dict:
         from litegate import __version__
 
         status = systems.get("litegate", {}).get("exit_status")
@@ -173,7 +180,8 @@ class Bench:
                 "pinning": self.pinning, "notes": self.notes, "profile": systems.get("litegate", {}).get("profile"),
                 "generator": "in-process asyncio, raw HTTP/1.1 keep-alive (bench/loadgen.py), one connection per "
                              "concurrent client", "scale_params": vars(self.scale)}
-        return {"meta": meta, "systems": systems, "targets": report.targets(systems), "comparison": comparison}
+        return {"meta": meta, "systems": systems, "targets": report.targets(systems) + report.shared_targets(shared),
+                "comparison": comparison, "shared_state": shared}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cprofile", action="store_true", help="profile litegate's measured run with cProfile")
     p.add_argument("--uvloop", action="store_true", help="run litegate on uvloop (must be importable)")
     p.add_argument("--keep-logs", action="store_true")
+    p.add_argument("--no-shared-state", dest="shared_state", action="store_false",
+                   help="skip the litegate-with-Redis comparison (bench/shared_state.py)")
     a = p.parse_args(argv)
     a.out = os.path.abspath(a.out)
     os.makedirs(a.out, exist_ok=True)

@@ -214,7 +214,7 @@ class State(_Frozen):
     password: str | None = None  # resolved from password_env at load; never in the file
     instance: str = ""  # empty: the host name, filled in by litegate.state
     fail_open: bool = True
-    timeout_ms: float = 250
+    timeout_ms: float = 500
     retry_s: float = 2
 
 

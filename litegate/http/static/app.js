@@ -233,6 +233,7 @@ async function renderUsage() {
     h("div", { class: "bar" }, h("span", { class: "spacer" }), metricControl()),
     h("div", { class: "grid two" },
       chartCard("By model", byModelTs, range, "model"), chartCard("By key", byKeyTs, range, "key")),
+    ...[teamCard(total.team)].filter(Boolean),
     card("Models", modelTable(byModel.rows)),
     card("Recent errors", errorTable(errors.errors)),
   );
@@ -339,6 +340,7 @@ function healthCard(backends) {
   return card("Backends",
     h("p", { class: "small", "data-field": "summary" }, `${count("healthy")} of ${deps.length} deployments healthy`,
       cooling ? `, ${cooling} cooling down` : "", failing ? `, ${failing} failing` : ""),
+    sharedState(backends.state),
     servers.length ? h("div", { class: "chips" }, servers)
       : h("p", { class: "muted small", text: "Ollama is not polled (router.ollama_poll_s is 0)." }),
     h("div", { class: "chips", "data-field": "deployments" }, deps.slice(0, 12).map((d) => {
@@ -415,6 +417,30 @@ function serverCard(base, s) {
       { label: "Context", num: true, cell: (m) => fmtInt(m.context_length) },
       { label: "Unloads", cell: (m) => (m.expires_at ? new Date(m.expires_at).toLocaleTimeString() : "—") },
     ], models, { empty: "No model loaded.", rowAttrs: (m) => ({ "data-model": m.name }) }) : null);
+}
+
+function sharedState(s) { // state shared with other instances through Redis: is it reachable?
+  if (!s || !s.shared) return null;
+  const how = s.fail_open ? "limits counted by this instance alone" : "keys with limits refused";
+  return h("p", { class: "small", "data-field": "state" },
+    s.up ? badge("ok", "shared state connected") : badge("bad", "shared state unreachable"),
+    ` ${s.url} as ${s.instance}`,
+    s.up ? "" : ` since ${fmtTime(s.down_since)}: ${how}; reconnecting`);
+}
+
+function teamCard(team) { // every instance's usage, from the counters they share in Redis
+  if (!team) return null;
+  if (!team.available) return card("Team", h("p", { class: "muted", text: "The shared state store is unreachable." }));
+  const rows = Object.entries(team.instances).map(([name, r]) => ({ name, ...r[0] }));
+  if (team.total.length) rows.push({ name: "all instances", ...team.total[0] });
+  return card("Team (all instances)", table([
+    { label: "Instance", cell: (r) => r.name },
+    { label: "Requests", num: true, cell: (r) => fmtInt(r.requests) },
+    { label: "Failed", num: true, cell: (r) => fmtInt(r.errors) },
+    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens) },
+    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens) },
+    { label: "Cost", num: true, cell: (r) => fmtCost(r.cost) },
+  ], rows, { empty: "No usage in this range yet." }));
 }
 
 async function backendsPage() {
