@@ -114,7 +114,7 @@ def test_example_configs_are_valid():
     """Every shipped example config validates (given its env vars)."""
     env = {name: "x" for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "SERPER_API_KEY",
                                    "LITEGATE_KEY_LAPTOP", "LITEGATE_KEY_PHONE", "LITEGATE_KEY_ADMIN",
-                                   "LITEGATE_KEY_FRIEND", "OPENROUTER_API_KEY")}
+                                   "LITEGATE_KEY_FRIEND", "OPENROUTER_API_KEY", "LITEGATE_REDIS_PASSWORD")}
     paths = sorted((ROOT / "config").glob("*.json"))
     assert len(paths) >= 3, "the example configs are missing"
     for path in paths:

@@ -246,3 +246,27 @@ def test_check_config_names_the_missing_library(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     assert commands.check_config(str(path)) == 0
     assert "shared state: redis://127.0.0.1:6379/0" in capsys.readouterr().out
+
+
+async def test_redis_losing_its_data_loses_no_usage_or_budget(redis_server, pair):
+    """Redis emptied under running instances (FLUSHALL, a failover to an empty replica): the next
+    request shows a new data generation, each instance re-publishes its own counts from its SQLite
+    log, and team usage and the key's budget are whole again."""
+    import redis.asyncio as aioredis
+
+    a, b = await pair(redis_server.url, friend={"budget": {"tokens_per_day": 20}})
+    for client in (a, b, b):
+        assert (await chat(client, FRIEND))[0].status == 200  # 3 x 6 tokens = 18 of 20
+    await asyncio.gather(state_of(a).flush(), state_of(b).flush())
+    admin = aioredis.Redis.from_url(redis_server.url)
+    await admin.flushall()
+    await admin.aclose()
+    assert (await chat(a, LAPTOP))[0].status == 200  # brings the news to mac-a
+    assert (await chat(b, LAPTOP))[0].status == 200  # and to mac-b
+    await asyncio.gather(state_of(a).flush(), state_of(b).flush())  # each has rejoined, in the background
+    assert (await chat(a, FRIEND))[0].status == 200  # 18 < 20: admitted, now 24
+    resp, body = await chat(b, FRIEND)
+    assert resp.status == 429 and body["error"]["code"] == "budget_exceeded"
+    await asyncio.gather(state_of(a).flush(), state_of(b).flush())
+    team = (await (await a.get("/admin/usage", headers=ADMIN)).json())["team"]
+    assert {n: rows[0]["requests"] for n, rows in team["instances"].items()} == {"mac-a": 3, "mac-b": 4}

@@ -3,15 +3,15 @@
 Every key starts with the configured prefix, so several teams (or tests) can share one server.
 Key names carry litegate key names and deployment ids as they are; Redis keys are binary-safe.
 
-    {p}epoch                  the data generation: set when an instance first finds it missing;
-                              a new one means Redis lost its data and each instance re-seeds
-    {p}seeded:{epoch}         instances that have published their SQLite sums in that generation
+    {p}epoch                  the data generation: set when an instance finds it missing; a new
+                              one means Redis lost its data and each instance re-publishes
     {p}instances              hash instance -> last time it sent counts (the team's members)
     {p}rpm:{key}              zset request id -> start time (rolling 60 s window)
     {p}tpm:{key}              hash second -> tokens (rolling 60 s window)
     {p}conc:{key}             zset lease -> expiry (requests running now)
-    {p}day:{key}:{YYYY-MM-DD} hash t (tokens)
-    {p}mon:{key}:{YYYY-MM}    hash t (tokens), c (cost)
+    {p}day:{key}:{YYYY-MM-DD} hash instance -> tokens   (budgets: the team's sum is the sum of
+    {p}mon:{key}:{YYYY-MM}    hash instance -> tokens    the instances' own counts, so each can
+    {p}cost:{key}:{YYYY-MM}   hash instance -> cost      re-publish its own from SQLite exactly)
     {p}cool                   hash deployment id -> "until|error" (until in Redis time)
     {p}use:{instance}:{hour}  hash of usage counters for one hour (see FIELDS)
     {p}kv:{space}:{name}      dashboard sessions, search results (with a TTL)
@@ -43,9 +43,6 @@ class Layout:
     def epoch(self) -> str:
         return f"{self.prefix}epoch"
 
-    def seeded(self, epoch: str = "") -> str:
-        return f"{self.prefix}seeded:{epoch}"
-
     @property
     def instances(self) -> str:
         return f"{self.prefix}instances"
@@ -64,6 +61,9 @@ class Layout:
 
     def month(self, key: str, month: str) -> str:
         return f"{self.prefix}mon:{key}:{month}"
+
+    def cost(self, key: str, month: str) -> str:
+        return f"{self.prefix}cost:{key}:{month}"
 
     @property
     def cool(self) -> str:
@@ -104,7 +104,7 @@ class Pending:
     releases: list[tuple[str, str]] = field(default_factory=list)  # (conc zset, lease)
     tpm: dict[str, int] = field(default_factory=dict)
     day: dict[str, int] = field(default_factory=dict)
-    month: dict[str, list[float]] = field(default_factory=dict)  # key -> [tokens, cost]
+    month: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (mon, cost keys) -> [tokens, cost]
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     cool: dict[str, tuple[float, str]] = field(default_factory=dict)  # deployment -> (seconds, error)
 
@@ -148,7 +148,7 @@ class Pending:
         return {"rel": [list(r) for r in self.releases],
                 "tpm": [[k, v] for k, v in self.tpm.items()],
                 "day": [[k, v, DAY_TTL_S] for k, v in self.day.items()],
-                "mon": [[k, t, c, MONTH_TTL_S] for k, (t, c) in self.month.items()],
+                "mon": [[m, c, tokens, cost, MONTH_TTL_S] for (m, c), (tokens, cost) in self.month.items()],
                 "use": [[k, [[f, v] for f, v in fields.items()], USAGE_TTL_S] for k, fields in self.usage.items()],
                 "cool": [[layout.cool, dep, secs, err] for dep, (secs, err) in self.cool.items()],
                 "inst": [layout.instances, layout.instance]}

@@ -6,7 +6,8 @@ return the counts plus every live cooldown, so that cooldowns seen elsewhere rea
 with no extra trip. Times are Redis's own (TIME), so the machines' clocks need not agree.
 FLUSH (after the answer, coalesced): releases, tokens, budgets, usage and cooldowns, applied only
 if the data generation (epoch) is still the one this instance knows.
-SEED: after Redis lost its data, publish this instance's own sums once per generation.
+SEED: on joining (start, after an outage, after Redis lost its data) this instance replaces its own
+budget and usage counts with the sums from its SQLite log: exact however Redis was restarted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# KEYS: rpm, tpm, conc, day, month, cool, epoch. ARGV: has_key, rpm, tpm, max_concurrent, tokens/day,
+# KEYS: rpm, tpm, conc, day, month, cool, epoch, cost. ARGV: has_key, rpm, tpm, max_concurrent, tokens/day,
 # tokens/month, cost/month ('' = none), member (request id), lease_s.
 # Reply: verdict, epoch, requests, minute tokens, day tokens, month tokens, month cost, retry-after,
 # running, then deployment, "seconds left|error" pairs.
@@ -55,9 +56,12 @@ for i = 1, #tk, 2 do
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local running = redis.call('ZCARD', KEYS[3])
-local day = tonumber(redis.call('HGET', KEYS[4], 't') or '0')
-local m = redis.call('HMGET', KEYS[5], 't', 'c')
-local mt, mc = tonumber(m[1] or '0'), tonumber(m[2] or '0')
+local function total(key)
+  local sum = 0
+  for _, v in ipairs(redis.call('HVALS', key)) do sum = sum + tonumber(v) end
+  return sum
+end
+local day, mt, mc = total(KEYS[4]), total(KEYS[5]), total(KEYS[8])
 local rpm, tpm, conc = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if rpm and reqs >= rpm then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -79,8 +83,8 @@ end
 return reply('ok', reqs + 1, minute, day, mt, mc, 0, running)
 """
 
-# KEYS: epoch. ARGV: the epoch this instance knows, the Pending payload as JSON. Reply 1, or 0 when
-# the generation changed (nothing applied: the instance re-seeds from its SQLite log instead).
+# KEYS: epoch. ARGV: the epoch this instance knows, the Pending payload as JSON, the instance. Reply 1,
+# or 0 when the generation changed (nothing applied: the instance re-seeds from its SQLite log).
 FLUSH = _NOW + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local p = cjson.decode(ARGV[2])
@@ -91,13 +95,14 @@ for _, r in ipairs(p.tpm) do
   redis.call('EXPIRE', r[1], 120)
 end
 for _, r in ipairs(p.day) do
-  redis.call('HINCRBY', r[1], 't', r[2])
+  redis.call('HINCRBY', r[1], ARGV[3], r[2])
   redis.call('EXPIRE', r[1], r[3])
 end
 for _, r in ipairs(p.mon) do
-  redis.call('HINCRBY', r[1], 't', r[2])
-  redis.call('HINCRBYFLOAT', r[1], 'c', r[3])
-  redis.call('EXPIRE', r[1], r[4])
+  redis.call('HINCRBY', r[1], ARGV[3], r[3])
+  redis.call('HINCRBYFLOAT', r[2], ARGV[3], r[4])
+  redis.call('EXPIRE', r[1], r[5])
+  redis.call('EXPIRE', r[2], r[5])
 end
 for _, r in ipairs(p.use) do
   for _, f in ipairs(r[2]) do redis.call('HINCRBYFLOAT', r[1], f[1], f[2]) end
@@ -108,28 +113,26 @@ redis.call('HSET', p.inst[1], p.inst[2], tostring(now))
 return 1
 """
 
-# KEYS: epoch. ARGV: a fresh epoch (used if none is set), instance, seeded-set prefix, JSON
-# {day: [[key, tokens, ttl]], mon: [[key, tokens, cost, ttl]], use: [[key, [[field, value]], ttl]],
-# inst: [instances hash, instance]}. Budgets are added (they are the team's sums); this instance's
-# usage hashes are replaced (only it writes them). Reply: {epoch, 1 if applied, 0 if already seeded}.
+# KEYS: epoch. ARGV: a fresh epoch (used if none is set), instance, JSON {day: [[key, tokens, ttl]],
+# mon: [[mon key, cost key, tokens, cost, ttl]], use: [[key, [[field, value]], ttl]], inst: [instances
+# hash, instance]}. Only this instance's own counts are written, as values (not increments), so a
+# second seed changes nothing. Reply: the epoch.
 SEED = _NOW + """
 local e = redis.call('GET', KEYS[1])
 if not e then
   e = ARGV[1]
   redis.call('SET', KEYS[1], e)
 end
-local seeded = ARGV[3] .. e
-if redis.call('SADD', seeded, ARGV[2]) == 0 then return {e, 0} end
-redis.call('EXPIRE', seeded, 40 * 86400)
-local p = cjson.decode(ARGV[4])
+local p = cjson.decode(ARGV[3])
 for _, r in ipairs(p.day) do
-  redis.call('HINCRBY', r[1], 't', r[2])
+  redis.call('HSET', r[1], ARGV[2], r[2])
   redis.call('EXPIRE', r[1], r[3])
 end
 for _, r in ipairs(p.mon) do
-  redis.call('HINCRBY', r[1], 't', r[2])
-  redis.call('HINCRBYFLOAT', r[1], 'c', r[3])
-  redis.call('EXPIRE', r[1], r[4])
+  redis.call('HSET', r[1], ARGV[2], r[3])
+  redis.call('HSET', r[2], ARGV[2], r[4])
+  redis.call('EXPIRE', r[1], r[5])
+  redis.call('EXPIRE', r[2], r[5])
 end
 for _, r in ipairs(p.use) do
   redis.call('DEL', r[1])
@@ -137,5 +140,5 @@ for _, r in ipairs(p.use) do
   redis.call('EXPIRE', r[1], r[3])
 end
 redis.call('HSET', p.inst[1], p.inst[2], tostring(now))
-return {e, 1}
+return e
 """

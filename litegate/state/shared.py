@@ -8,9 +8,9 @@ answer by one coalescing flusher, so under load many requests share a trip.
 Faults never stop traffic. A Redis error or a reply slower than state.timeout_ms marks the store
 down: a warning is logged once per outage, the metric and /admin/backends say so, requests are
 counted here alone (fail_open) or, for keys with limits, refused with a 503 (fail_open false), and
-a prober pings every state.retry_s. Counts made meanwhile stay pending and are sent on recovery.
-If Redis lost its data (a new `epoch`), this instance publishes its own SQLite sums instead (the
-seed), once per generation, so a Redis restart loses no usage.
+a prober pings every state.retry_s. On joining (start, recovery, or a new `epoch` showing Redis
+lost its data) the instance replaces its own budget and usage counts in Redis with the sums from
+its SQLite log (the seed), so a Redis restart, with or without persistence, loses no usage.
 """
 
 from __future__ import annotations
@@ -122,8 +122,9 @@ class RedisState:
                                           _opt(b.tokens_per_day), _opt(b.tokens_per_month), _opt(b.cost_per_month),
                                           member, LEASE_S]
         try:
+            month = lim.month_of(now)
             r = await self._admit_script(keys=[L.rpm(k), L.tpm(k), L.conc(k), L.day(k, lim.day_of(now)),
-                                               L.month(k, lim.month_of(now)), L.cool, L.epoch], args=args)
+                                               L.month(k, month), L.cool, L.epoch, L.cost(k, month)], args=args)
         except FAULTS as e:
             self._fault(e)
             return self._admit_locally(key)
@@ -176,7 +177,8 @@ class RedisState:
                 day = L.day(spent.admitted, lim.day_of(now))
                 p.day[day] = p.day.get(day, 0) + tokens
             if tokens or spent.cost:
-                month = p.month.setdefault(L.month(spent.admitted, lim.month_of(now)), [0, 0.0])
+                m = lim.month_of(now)
+                month = p.month.setdefault((L.month(spent.admitted, m), L.cost(spent.admitted, m)), [0, 0.0])
                 month[0] += tokens
                 month[1] += spent.cost
         p.add_usage(L.usage(hour_of(spent.at)), usage_fields(spent.key, spent.model, 1, int(spent.error),
@@ -204,7 +206,10 @@ class RedisState:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
 
     async def flush(self) -> None:
-        """Send everything pending now (shutdown, team reads, tests); returns early if Redis is away."""
+        """Finish a rejoin under way and send everything pending now (shutdown, team reads, tests);
+        returns early if Redis is away."""
+        if self._resyncing is not None and not self._resyncing.done():
+            await asyncio.shield(self._resyncing)
         self._kick()
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
@@ -213,13 +218,13 @@ class RedisState:
         while self.pending and self.up:
             batch = self.pending.take()
             try:
-                applied = await self._flush_script(keys=[self.layout.epoch],
-                                                   args=[self.epoch or "", orjson.dumps(batch.payload(self.layout))])
+                applied = await self._flush_script(keys=[self.layout.epoch], args=[
+                    self.epoch or "", orjson.dumps(batch.payload(self.layout)), self.instance])
             except FAULTS as e:
                 self.pending.merge(batch)
                 self._fault(e)
                 return
-            if not applied:  # Redis lost its data: the seed publishes the log's sums instead of these
+            if not applied:  # Redis lost its data: the seed publishes the log's sums in place of these
                 self.pending.merge(batch)
                 try:
                     await self._resync(first=False)
@@ -229,30 +234,23 @@ class RedisState:
 
     # ------------------------------------------------------------ generations and outages
     async def _resync(self, first: bool) -> None:
-        """Learn the data generation; if this instance has not published its sums in it, do so."""
+        """Join: learn the data generation and publish this instance's own sums from its SQLite log in
+        place of what Redis holds for it (which may be missing, or an old snapshot's)."""
         async with self._sync_lock:
             L = self.layout
-            raw = await self.client.get(L.epoch)
-            epoch = raw.decode() if raw else None
-            if epoch is None or not await self.client.sismember(L.seeded(epoch), self.instance):
-                dropped = self.pending.drop_counts()
-                seed = await self._read_seed()
-                if seed is None:  # no log to publish: what is pending is the best count there is
-                    self.pending.merge(dropped)
-                    seed = Seed()
-                    dropped = Pending()
-                try:
-                    epoch_b, applied = await self._seed_script(
-                        keys=[L.epoch], args=[secrets.token_hex(8), self.instance, L.seeded(),
-                                              orjson.dumps(team.seed_payload(L, seed, time.time()))])
-                except FAULTS:
-                    self.pending.merge(dropped)
-                    raise
-                if not applied:
-                    self.pending.merge(dropped)
-                epoch = epoch_b.decode()
-                log.info("state_seeded", instance=self.instance, published=bool(applied))
-            self.epoch = epoch
+            dropped = self.pending.drop_counts()  # the log has these requests; the seed carries them
+            seed = await self._read_seed()
+            if seed is None:  # no log to publish: what is pending is the best count there is
+                self.pending.merge(dropped)
+                seed, dropped = Seed(), Pending()
+            try:
+                epoch = await self._seed_script(keys=[L.epoch], args=[
+                    secrets.token_hex(8), self.instance, orjson.dumps(team.seed_payload(L, seed, time.time()))])
+            except FAULTS:
+                self.pending.merge(dropped)
+                raise
+            self.epoch = epoch.decode()
+            log.info("state_joined", instance=self.instance, epoch=self.epoch)
             if first:
                 await self._drop_stale_leases()
 
@@ -336,18 +334,19 @@ class RedisState:
         for key in cfg.auth.keys:
             k = key.name
             pipe.zcount(L.rpm(k), now - 60, "+inf").hgetall(L.tpm(k)).zcount(L.conc(k), now, "+inf")
-            pipe.hget(L.day(k, lim.day_of(now)), "t").hmget(L.month(k, lim.month_of(now)), "t", "c")
+            month = lim.month_of(now)
+            pipe.hvals(L.day(k, lim.day_of(now))).hvals(L.month(k, month)).hvals(L.cost(k, month))
         try:
             res = await pipe.execute()
         except FAULTS as e:
             self._fault(e)
             return rows
         for i, row in enumerate(rows):
-            rpm, tpm, conc, day, (mt, mc) = res[5 * i:5 * i + 5]
+            rpm, tpm, conc, day, mt, mc = res[6 * i:6 * i + 6]
             row.update(requests_last_minute=rpm, concurrent=conc,
                        tokens_last_minute=sum(int(v) for s, v in tpm.items() if float(s) > now - 60),
-                       tokens_today=int(day or 0), tokens_this_month=int(mt or 0),
-                       cost_this_month=round(float(mc or 0), 6))
+                       tokens_today=sum(int(v) for v in day), tokens_this_month=sum(int(v) for v in mt),
+                       cost_this_month=round(sum(float(v) for v in mc), 6))
         return rows
 
     async def team_usage(self, since: float, until: float | None, group_by: str | None) -> dict[str, Any] | None:

@@ -65,8 +65,8 @@ def seed_payload(layout: Layout, seed: Seed, now: float) -> dict[str, Any]:
     """The SEED script's argument: today's and this month's sums per key, and this instance's hours."""
     day, month = day_of(now), month_of(now)
     return {"day": [[layout.day(k, day), int(t), DAY_TTL_S] for k, (t, _c) in seed.day.items() if t],
-            "mon": [[layout.month(k, month), int(t), float(c), MONTH_TTL_S] for k, (t, c) in seed.month.items()
-                    if t or c],
+            "mon": [[layout.month(k, month), layout.cost(k, month), int(t), float(c), MONTH_TTL_S]
+                    for k, (t, c) in seed.month.items() if t or c],
             "use": [[layout.usage(h), [[f, v] for f, v in fields.items()], USAGE_TTL_S]
                     for h, fields in seed.hours.items() if fields],
             "inst": [layout.instances, layout.instance]}
