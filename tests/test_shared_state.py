@@ -40,13 +40,13 @@ async def redis_server(tmp_path: Path):
 
 
 def config(backend, redis_url: str, instance: str, *, friend: dict | None = None, fail_open: bool = True,
-           **extra: Any) -> dict[str, Any]:
+           timeout_ms: float = 1000, **extra: Any) -> dict[str, Any]:
     doc = ollama_config(backend, **extra)
     doc["auth"] = {"keys": [{"name": "admin", "key_env": "K_ADMIN", "admin": True},
                             {"name": "friend", "key_env": "K_FRIEND", **(friend or {})},
                             {"name": "laptop", "key_env": "K_LAPTOP"}]}
     doc["state"] = {"redis_url": redis_url, "key_prefix": "test:", "instance": instance, "fail_open": fail_open,
-                    "retry_s": 0.05, "timeout_ms": 1000}
+                    "retry_s": 0.05, "timeout_ms": timeout_ms}
     return doc
 
 
@@ -270,3 +270,21 @@ async def test_redis_losing_its_data_loses_no_usage_or_budget(redis_server, pair
     await asyncio.gather(state_of(a).flush(), state_of(b).flush())
     team = (await (await a.get("/admin/usage", headers=ADMIN)).json())["team"]
     assert {n: rows[0]["requests"] for n, rows in team["instances"].items()} == {"mac-a": 3, "mac-b": 4}
+
+
+async def test_slow_redis_falls_back_to_local_counts(redis_server, pair):
+    """Redis answering slower than state.timeout_ms (all clients paused) counts as an outage: the
+    request is served on local counts instead of waiting, and sharing resumes once Redis answers."""
+    import redis.asyncio as aioredis
+
+    a, _ = await pair(redis_server.url, friend={"rpm": 5}, timeout_ms=150)
+    assert (await chat(a, FRIEND))[0].status == 200
+    admin = aioredis.Redis.from_url(redis_server.url)
+    await admin.execute_command("CLIENT", "PAUSE", 3000, "ALL")  # every client, this one too, until it lapses
+    resp, _ = await chat(a, FRIEND)
+    assert resp.status == 200 and resp.headers["x-ratelimit-remaining-requests"] == "3"  # counted here
+    assert state_of(a).status()["up"] is False
+    await admin.aclose()
+    await asyncio.wait_for(state_of(a).wait_up(), 30)
+    resp, _ = await chat(a, FRIEND)
+    assert resp.status == 200 and state_of(a).status()["up"] is True
