@@ -1,0 +1,24 @@
+"""The Anthropic Messages face: what Claude Code and the `anthropic` SDKs speak (§9 of
+/work/shared/protocols/anthropic-messages.md). Pure translation, like every surface:
+
+- request.py  the Messages body (msgspec) -> wire.ChatRequest, and the web search it declares
+- tokens.py   the prompt estimate for usage and count_tokens
+- blocks.py   StreamEvents -> content blocks (shared by the stream and the whole reply)
+- stream.py   MessagesWriter, the SSE StreamWriter
+- reply.py    a whole Messages response, from events or a ChatCompletion
+- errors.py   render_error and the `error` event in Anthropic's shape
+"""
+
+from __future__ import annotations
+
+from ..base import Surface
+from .errors import render_error
+from .reply import MessageBuilder, from_completion
+from .request import MessagesRequest, WebSearch, decoder, to_chat
+from .stream import PING, MessagesWriter
+from .tokens import estimate
+
+SURFACE = Surface("anthropic", render_error)
+
+__all__ = ["SURFACE", "PING", "MessageBuilder", "MessagesRequest", "MessagesWriter", "WebSearch", "decoder",
+           "estimate", "from_completion", "render_error", "to_chat"]

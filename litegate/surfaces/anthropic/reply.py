@@ -1,0 +1,86 @@
+"""A whole Messages response (anthropic-messages.md §3), from stream events or a ChatCompletion.
+
+`MessageBuilder` runs the same block rules as the stream (blocks.py) but collects dicts, so a
+non-streaming answer holds exactly what the stream would have: thinking, text, tool_use with
+its input parsed (`{}` for empty or invalid JSON, as the API needs an object), server search
+blocks. `from_completion` feeds a whole ChatCompletion through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ...wire import ChatCompletion, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
+from .blocks import Blocks, message_id
+
+_INPUT_BLOCKS = ("tool_use", "server_tool_use")
+
+
+class MessageBuilder(Blocks):
+    """StreamEvents in, one Messages response object out."""
+
+    def __init__(self, model: str, *, input_estimate: int = 0, id: str | None = None) -> None:
+        super().__init__(input_estimate)
+        self.id = id or message_id()
+        self.model = model
+        self.content: list[dict[str, Any]] = []
+        self._json: list[str] = []
+
+    def _message_start(self) -> None:
+        pass
+
+    def _start(self, block: dict[str, Any]) -> None:
+        self.content.append(dict(block))
+        self._json = []
+
+    def _delta(self, kind: str, key: str, value: str) -> None:
+        block = self.content[-1]
+        if key == "partial_json":
+            self._json.append(value)
+        elif key == "signature":
+            block["signature"] = value
+        else:
+            block[key] += value
+
+    def _stop(self) -> None:
+        block = self.content[-1]
+        if block["type"] in _INPUT_BLOCKS:
+            block["input"] = _object("".join(self._json))
+
+    def feed(self, ev: StreamEvent) -> None:
+        self._event(ev)
+
+    def result(self) -> dict[str, Any]:
+        reason = self._end()
+        return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                "content": self.content, "stop_reason": reason, "stop_sequence": None, "usage": self.final_usage()}
+
+
+def _object(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def from_completion(done: ChatCompletion, model: str, *, input_estimate: int = 0) -> dict[str, Any]:
+    """A ChatCompletion (choice 0) as a Messages response under the client's model name."""
+    b = MessageBuilder(model, input_estimate=input_estimate)
+    if done.choices:
+        choice = done.choices[0]
+        msg = choice.message
+        if isinstance(msg.reasoning_content, str) and msg.reasoning_content:
+            b.feed(ReasoningDelta(msg.reasoning_content))
+        if msg.content:
+            b.feed(TextDelta(msg.content))
+        for i, call in enumerate(msg.tool_calls or ()):
+            b.feed(ToolCallDelta(i, call.function.arguments, call.id, call.function.name))
+        b.feed(Finish(choice.finish_reason))
+    if isinstance(done.usage, Usage):
+        b.feed(UsageEvent(done.usage))
+    return b.result()
