@@ -1,0 +1,155 @@
+"""Messages in, Messages out: a client's Anthropic request passed to an Anthropic deployment natively.
+
+No round trip through the chat form, so cache_control, thinking signatures, server tools,
+context_management and betas survive (anthropic-messages.md §9). What litegate still changes:
+- `model` becomes the deployment's model; the reply's `model` becomes the client's name again;
+- `max_tokens` is clamped to what the deployment can produce (the edge computes the limit);
+- thinking blocks litegate itself signed (`lg1.` signatures, made when another backend answered
+  earlier in the conversation) are dropped, and thinking is switched off when the latest tool
+  turn then lacks its signed thinking (the API would refuse it);
+- the key is the deployment's; `anthropic-version` and `anthropic-beta` are the client's, joined
+  with the deployment's configured betas.
+`NativeRelay` re-frames the backend's SSE data payloads with their `event:` lines, rewrites the
+model in message_start, and reads the usage (message_start + message_delta) for accounting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ...config import Deployment
+from ...wire import Usage
+from ..base import UpstreamRequest, api_base
+from .request import API_VERSION, DEFAULT_API_BASE
+from .response import Counts, usage
+
+LITEGATE_SIGNATURE = "lg1."  # prefix of the signatures litegate's Anthropic face writes
+_THINKING = ("thinking", "redacted_thinking")
+
+
+def build_native(body: dict[str, Any], target: Deployment, headers: Mapping[str, str], *,
+                 max_tokens: int | None = None, path: str = "/v1/messages") -> UpstreamRequest:
+    """The client's Messages body (already JSON-decoded) for `target`; `headers` are the client's."""
+    out = dict(body)
+    out["model"] = target.model
+    if max_tokens is not None and isinstance(out.get("max_tokens"), int) and out["max_tokens"] > max_tokens:
+        out["max_tokens"] = max_tokens
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [_without_foreign_thinking(m) for m in out["messages"]]
+        if isinstance(out.get("thinking"), dict) and out["thinking"].get("type") == "enabled" \
+                and not _thinking_fits(out["messages"]):
+            del out["thinking"]
+    return UpstreamRequest("POST", _url(target, path), orjson.dumps(out), _headers(target, headers))
+
+
+def _without_foreign_thinking(m: Any) -> Any:
+    if not isinstance(m, dict) or m.get("role") != "assistant" or not isinstance(m.get("content"), list):
+        return m
+    kept = [b for b in m["content"] if not _foreign(b)]
+    if len(kept) == len(m["content"]):
+        return m
+    return {**m, "content": kept or [{"type": "text", "text": "(no content)"}]}
+
+
+def _foreign(b: Any) -> bool:
+    if not isinstance(b, dict) or b.get("type") != "thinking":
+        return False
+    sig = b.get("signature")
+    return not sig or (isinstance(sig, str) and sig.startswith(LITEGATE_SIGNATURE))
+
+
+def _thinking_fits(messages: list[Any]) -> bool:
+    """With thinking on, the latest assistant turn holding tool_use must open with a thinking block."""
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), list):
+            blocks = [b for b in m["content"] if isinstance(b, dict)]
+            if not any(b.get("type") == "tool_use" for b in blocks):
+                return True
+            return bool(blocks) and blocks[0].get("type") in _THINKING
+    return True
+
+
+def _url(target: Deployment, path: str) -> str:
+    base = api_base(target, DEFAULT_API_BASE)
+    return (base[:-3] if base.endswith("/v1") else base) + path
+
+
+def _headers(target: Deployment, client: Mapping[str, str]) -> dict[str, str]:
+    headers = {"content-type": "application/json",
+               "anthropic-version": client.get("anthropic-version") or API_VERSION}
+    if target.api_key:
+        headers["x-api-key"] = target.api_key
+    betas = [b.strip() for b in (client.get("anthropic-beta") or "").split(",") if b.strip()]
+    own = target.options.get("anthropic_beta")
+    for b in ([own] if isinstance(own, str) else list(own or ())):
+        if b not in betas:
+            betas.append(b)
+    if betas:
+        headers["anthropic-beta"] = ",".join(betas)
+    return headers
+
+
+class NativeRelay:
+    """Backend SSE data payloads -> the client's frames, unchanged but for message_start's model."""
+
+    __slots__ = ("model", "counts", "saw_stop", "error")
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.counts = Counts()
+        self.saw_stop = False
+        self.error: dict[str, Any] | None = None  # the backend's `error` event, if it sent one
+
+    def frame(self, payload: bytes) -> bytes:
+        kind = _type_of(payload)
+        if kind == b"message_start":
+            ev = orjson.loads(payload)
+            msg = ev.get("message") or {}
+            msg["model"] = self.model
+            self._count(msg.get("usage"))
+            payload = orjson.dumps(ev)
+        elif kind == b"message_delta":
+            self._count(orjson.loads(payload).get("usage"))
+        elif kind == b"message_stop":
+            self.saw_stop = True
+        elif kind == b"error":
+            self.error = orjson.loads(payload).get("error") or {}
+        return b"event: " + kind + b"\ndata: " + payload + b"\n\n"
+
+    def _count(self, u: Any) -> None:
+        if not isinstance(u, dict):
+            return
+        for field in Counts.__struct_fields__:
+            if isinstance(u.get(field), int):
+                setattr(self.counts, field, u[field])
+
+    @property
+    def usage(self) -> Usage:
+        return usage(self.counts)
+
+
+def _type_of(payload: bytes) -> bytes:
+    """The event type; Anthropic puts it first (`{"type":"…",`), so most frames need no parse."""
+    if payload.startswith(b'{"type":"'):
+        end = payload.find(b'"', 9)
+        if end > 9:
+            return payload[9:end]
+    try:
+        kind = orjson.loads(payload).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return b"unknown"
+    return kind.encode() if isinstance(kind, str) else b"unknown"
+
+
+def reply(body: bytes, model: str) -> tuple[bytes, Usage]:
+    """A whole Messages reply under the client's model name, and its usage."""
+    msg = orjson.loads(body)
+    if isinstance(msg, dict):
+        msg["model"] = model
+        u = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
+        counts = Counts(**{f: u[f] for f in Counts.__struct_fields__ if isinstance(u.get(f), int)})
+        return orjson.dumps(msg), usage(counts)
+    return body, Usage()
