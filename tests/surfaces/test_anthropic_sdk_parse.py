@@ -10,20 +10,11 @@ import pytest
 
 from litegate.errors import BadRequest, GatewayError, ModelNotFound, RateLimited, Unauthorized, UpstreamUnavailable
 from litegate.surfaces.anthropic import MessageBuilder, MessagesWriter, render_error
-from litegate.wire import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageEvent
+from litegate.wire import (
+    Finish, ReasoningDelta, ServerToolCall, ServerToolResult, TextDelta, ToolCallDelta, Usage, UsageEvent,
+)
 
 
-class ServerToolCall(msgspec.Struct):
-    id: str
-    name: str
-    arguments: str
-
-
-class ServerToolResult(msgspec.Struct):
-    id: str
-    name: str
-    results: list
-    error: str | None = None
 
 
 EVENTS = [ReasoningDelta("Need the list."), TextDelta("Listing."), ToolCallDelta(0, "", "toolu_lg1", "Bash"),

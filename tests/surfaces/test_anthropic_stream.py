@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import msgspec
 import pytest
 
 from litegate.errors import (
@@ -17,23 +16,10 @@ from litegate.surfaces.anthropic import PING, MessageBuilder, MessagesWriter, fr
 from litegate.surfaces.anthropic.request import decode_snippet
 from litegate.wire import (
     ChatCompletion, Choice, Finish, OutFunction, OutMessage, OutToolCall, ReasoningDelta, Started, TextDelta,
-    ToolCallDelta, Usage, UsageEvent,
+    ToolCallDelta, Usage, UsageEvent, ServerToolCall, ServerToolResult,
 )
 
 
-class ServerToolCall(msgspec.Struct):
-    """Stand-in for wire.ServerToolCall (the tool loop's server-side search call)."""
-    id: str
-    name: str
-    arguments: str
-
-
-class ServerToolResult(msgspec.Struct):
-    """Stand-in for wire.ServerToolResult."""
-    id: str
-    name: str
-    results: list
-    error: str | None = None
 
 
 def run(events: list[Any], estimate: int = 0, fail: GatewayError | None = None) -> tuple[bytes, MessagesWriter]:

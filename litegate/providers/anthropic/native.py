@@ -20,11 +20,11 @@ from typing import Any
 
 import orjson
 
-from ...config import Deployment
-from ...wire import Usage
-from ..base import UpstreamRequest, api_base
-from .request import API_VERSION, DEFAULT_API_BASE
-from .response import Counts, usage
+from litegate.config import Deployment
+from litegate.wire import Usage
+from litegate.providers.base import UpstreamRequest, api_base
+from litegate.providers.anthropic.request import API_VERSION, DEFAULT_API_BASE
+from litegate.providers.anthropic.response import Counts, usage
 
 LITEGATE_SIGNATURE = "lg1."  # prefix of the signatures litegate's Anthropic face writes
 _THINKING = ("thinking", "redacted_thinking")

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from ..base import Surface
+from litegate.surfaces.base import Surface
 from .errors import render_error
 from .reply import MessageBuilder, from_completion
 from .request import MessagesRequest, WebSearch, decoder, to_chat

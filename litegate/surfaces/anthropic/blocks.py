@@ -24,7 +24,9 @@ import os
 import re
 from typing import Any
 
-from ...wire import Finish, ReasoningDelta, Started, TextDelta, ToolCallDelta, Usage, UsageEvent
+from litegate.wire import (
+    Finish, ReasoningDelta, ServerToolCall, ServerToolResult, Started, TextDelta, ToolCallDelta, Usage, UsageEvent,
+)
 
 SIGNATURE = "lg1." + base64.urlsafe_b64encode(b"litegate").decode().rstrip("=")  # marks litegate's thinking
 SEARCH_ERRORS = frozenset({"unavailable", "max_uses_exceeded", "too_many_requests", "query_too_long",
@@ -114,11 +116,11 @@ class Blocks:
             self.usage = ev.usage
         elif t is Started:
             self._ensure_started()
-        else:
-            name = t.__name__  # the tool loop's server-side search events
-            if name == "ServerToolCall":
+        elif t is ServerToolCall:
+            if ev.name == "web_search":  # Anthropic's blocks have no shape for litegate's other tools
                 self._server_call(ev)
-            elif name == "ServerToolResult":
+        elif t is ServerToolResult:
+            if ev.name == "web_search":
                 self._server_result(ev)
 
     def _ensure_started(self) -> None:
@@ -183,7 +185,7 @@ class Blocks:
             self._open_tool(i, t.id, t.name, "".join(t.parts))
         self._close()
 
-    def _server_call(self, ev: Any) -> None:
+    def _server_call(self, ev: ServerToolCall) -> None:
         """A search litegate runs itself: a whole server_tool_use block."""
         self._ensure_started()
         self._close()
@@ -193,7 +195,7 @@ class Blocks:
         self._delta("input_json_delta", "partial_json", ev.arguments or "{}")
         self._stop()
 
-    def _server_result(self, ev: Any) -> None:
+    def _server_result(self, ev: ServerToolResult) -> None:
         """Its result arrives whole in content_block_start (no deltas), as Anthropic sends it."""
         self._ensure_started()
         self._close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-from ...errors import GatewayError
+from litegate.errors import GatewayError
 
 _BY_STATUS = {
     400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",

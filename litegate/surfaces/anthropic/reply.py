@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ...wire import ChatCompletion, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
+from litegate.wire import ChatCompletion, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
 from .blocks import Blocks, message_id
 
 _INPUT_BLOCKS = ("tool_use", "server_tool_use")

@@ -21,8 +21,8 @@ from typing import Any, Literal, Union
 import msgspec
 import orjson
 
-from ...errors import BadRequest
-from ...wire import (
+from litegate.errors import BadRequest
+from litegate.wire import (
     ChatRequest, ContentPart, FunctionCall, FunctionDef, ImageURL, JsonSchemaFormat, Message, NamedToolChoice,
     ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoiceFunction,
 )

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import orjson
 
-from ...errors import GatewayError
-from ...wire import StreamEvent
+from litegate.errors import GatewayError
+from litegate.wire import StreamEvent
 from .blocks import Blocks, message_id
 from .errors import error_event
 
