@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import fnmatch
 import functools
 import json
 import os
@@ -93,6 +94,7 @@ class Deployment(_Frozen):
     capabilities: tuple[str, ...] = ()  # what the Ollama face's /api/show reports; empty: guessed
     price: Price = Price()
     default_max_tokens: int = 4096
+    max_output_tokens: int | None = None  # a client's larger max_tokens is clamped to it
     timeouts: Timeouts = Timeouts()
 
 
@@ -278,8 +280,26 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, dict=True)
         return any(d.context_window for d in self.models)
 
     def resolve_name(self, name: str) -> str:
-        """Client-facing name -> model or route name (aliases resolved, one hop)."""
-        return self.router.aliases.get(name, name)
+        """Client-facing name -> model or route name (aliases resolved, one hop; patterns last)."""
+        hit = self.router.aliases.get(name)
+        if hit is not None:
+            return hit
+        if self._alias_patterns and name not in self._groups and name not in self.router.routes:
+            for pattern, target in self._alias_patterns:
+                if fnmatch.fnmatchcase(name, pattern):
+                    return target
+        return name
+
+    def alias_pattern_for(self, name: str) -> str | None:
+        """The alias pattern that `name` resolves through, if it is reached by a pattern."""
+        if name in self.router.aliases or name in self._groups or name in self.router.routes:
+            return None
+        return next((p for p, _ in self._alias_patterns if fnmatch.fnmatchcase(name, p)), None)
+
+    @functools.cached_property
+    def _alias_patterns(self) -> tuple[tuple[str, str], ...]:
+        """Aliases whose name holds * or ? (e.g. claude-* for Claude Code's model names), in config order."""
+        return tuple((k, v) for k, v in self.router.aliases.items() if "*" in k or "?" in k)
 
     def client_names(self) -> list[str]:
         """Every name a client may send as `model`: models, virtual routes, aliases."""

@@ -11,10 +11,13 @@ with other provider functions.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, Union
 
 import msgspec
+import orjson
 from msgspec import UNSET
 
 from litegate import upstream
@@ -24,6 +27,7 @@ from litegate.core.events import Aggregator
 from litegate.core.services import Call, Plan, Services
 from litegate.errors import BadRequest
 from litegate.providers import Provider, UpstreamRequest, Vectors
+from litegate.providers.anthropic import native as anthropic_native
 from litegate.providers.messages import image_url_of
 from litegate.tools import loop
 from litegate.tools.run import Kit
@@ -51,7 +55,7 @@ async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatC
     images: dict[str, str] = {}
 
     async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        return p.build_chat(await _prepared(svc, call, req, p, images), d, svc.memo)
+        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
 
     result = await attempts.request(svc, call, plan, build, lambda p, body, d: p.parse_chat(body, d))
     for key, value in (result.memo or {}).items():
@@ -65,7 +69,7 @@ async def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest)
     images: dict[str, str] = {}
 
     async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        return p.build_chat(await _prepared(svc, call, req, p, images), d, svc.memo)
+        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
 
     async with AsyncExitStack() as stack:
         async for ev in await attempts.stream(svc, call, plan, build, lambda p: p.parse_chat_stream, stack):
@@ -102,6 +106,96 @@ async def _remembered(svc: Services, call: Call, events: AsyncIterator[StreamEve
             yield ev
     finally:
         await events.aclose()
+
+
+def _clamped(req: ChatRequest, d: Deployment) -> ChatRequest:
+    """A client's output limit cut to what the deployment can produce (Claude Code asks 32k-64k)."""
+    limit, asked = d.max_output_tokens, req.max_output
+    if limit is None or asked is None or asked <= limit:
+        return req
+    return msgspec.structs.replace(req, max_tokens=limit,
+                                   max_completion_tokens=limit if req.max_completion_tokens is not None else None)
+
+
+# ---------------------------------------------------------------- Anthropic Messages, native where it can be
+@dataclass(frozen=True, slots=True)
+class Native:
+    """A client's own Messages body, for Anthropic deployments to receive as it is (no chat round trip)."""
+
+    body: dict[str, Any]
+    headers: Mapping[str, str]  # the client's: anthropic-version and anthropic-beta are passed on
+    model: str  # the client's model name, echoed in replies
+
+
+def messages_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,
+                    native: Native) -> AsyncIterator[Union[StreamEvent, bytes]]:
+    """chat_events, except that an Anthropic deployment gets `native.body` and its SSE frames come
+    back as bytes (then one UsageEvent); every other deployment answers `req` as events."""
+    if plan.server_tools:
+        return chat_events(svc, call, plan, req)
+    return _remembered(svc, call, _messages_stream(svc, call, plan, req, native))
+
+
+async def _messages_stream(svc: Services, call: Call, plan: Plan, req: ChatRequest,
+                           native: Native) -> AsyncIterator[Union[StreamEvent, bytes]]:
+    images: dict[str, str] = {}
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        if p.name == "anthropic":
+            return anthropic_native.build_native(native.body, d, native.headers, max_tokens=d.max_output_tokens)
+        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
+
+    def parse(p: Provider):
+        if p.name == "anthropic":
+            return lambda frames, d: anthropic_native.relay(frames, native.model)
+        return p.parse_chat_stream
+
+    async with AsyncExitStack() as stack:
+        async for ev in await attempts.stream(svc, call, plan, build, parse, stack):
+            yield ev
+
+
+async def messages(svc: Services, call: Call, plan: Plan, req: ChatRequest, native: Native
+                   ) -> Union[ChatCompletion, bytes]:
+    """A whole answer without server tools: an Anthropic deployment's own reply body (bytes, under the
+    client's model name), or a ChatCompletion from any other."""
+    images: dict[str, str] = {}
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        if p.name == "anthropic":
+            return anthropic_native.build_native(native.body, d, native.headers, max_tokens=d.max_output_tokens)
+        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
+
+    def parse(p: Provider, body: bytes, d: Deployment):
+        return anthropic_native.reply(body, native.model) if p.name == "anthropic" else p.parse_chat(body, d)
+
+    result = await attempts.request(svc, call, plan, build, parse)
+    if isinstance(result, tuple):
+        body, call.usage = result
+        return body
+    for key, value in (result.memo or {}).items():
+        svc.memo.put(key, value)
+    call.usage = result.usage if result.usage is not UNSET else None
+    return msgspec.structs.replace(result, model=req.model, memo=UNSET)
+
+
+async def count_tokens(svc: Services, call: Call, plan: Plan, native: Native, estimate: int) -> int:
+    """Anthropic's own count for an Anthropic model; the face's estimate for every other backend."""
+    if call.cfg.groups()[plan.model][0].provider != "anthropic":
+        return estimate  # no slot taken: a count must not queue behind a local model's generations
+
+    async def attempt(d: Deployment, p: Provider) -> int:
+        if p.name != "anthropic":
+            return estimate
+        ureq = anthropic_native.build_native(native.body, d, native.headers, path="/v1/messages/count_tokens")
+        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
+        try:
+            n = orjson.loads(body).get("input_tokens")
+        except (orjson.JSONDecodeError, AttributeError):
+            n = None
+        return n if isinstance(n, int) else estimate
+
+    return await attempts.walk(svc, call, plan, attempt)
 
 
 # ---------------------------------------------------------------- images

@@ -98,5 +98,6 @@ def visible_models(cfg: Config, principal: auth.Principal) -> list[tuple[str, st
     out = [(name, deps[0].provider) for name, deps in groups.items() if principal.may_use(name)]
     out += [(name, "litegate") for name in cfg.router.routes if principal.may_use(name)]
     out += [(alias, owner(target)) for alias, target in cfg.router.aliases.items()
-            if principal.may_use(alias) or principal.may_use(target)]
+            if ("*" not in alias and "?" not in alias)  # patterns (claude-*) are no model a client can pick
+            and (principal.may_use(alias) or principal.may_use(target))]
     return out

@@ -20,14 +20,15 @@ from litegate.core import limits
 from litegate.core.services import Services
 from litegate.state import team
 from litegate.errors import GatewayError
-from litegate.http import admin, dashboard, middleware, ollama, openai, probes
+from litegate.http import admin, anthropic, dashboard, middleware, ollama, openai, probes
 from litegate.http.appkeys import HOLDER, SERVICES, STARTED
 from litegate.http.sessions import SESSIONS
 from litegate.tools import SearchCache
 from litegate.usage import UsageStore
 
 USAGE = web.AppKey("usage", UsageStore)
-ROUTES = (probes.add_routes, openai.add_routes, ollama.add_routes, admin.add_routes, dashboard.add_routes)  # one row per face
+ROUTES = (probes.add_routes, openai.add_routes, ollama.add_routes, anthropic.add_routes, admin.add_routes,
+          dashboard.add_routes)  # one row per face
 
 logger = structlog.get_logger("litegate")
 

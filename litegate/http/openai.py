@@ -16,6 +16,7 @@ from litegate.core.auth import Principal
 from litegate.errors import BadRequest, NotFound
 from litegate.http import edge
 from litegate.http.appkeys import CALL, SERVICES
+from litegate.surfaces import anthropic as anthropic_face
 from litegate.surfaces import openai as face
 from litegate.surfaces.base import decode
 from litegate.wire import chat_request_decoder, completion_request_decoder, embeddings_request_decoder
@@ -61,7 +62,10 @@ def models_for(cfg: Config, principal: Principal) -> list[face.Model]:
 
 async def list_models(request: web.Request) -> web.Response:
     call = request[CALL]
-    return edge.reply(call, face.ModelList(models_for(call.cfg, edge.principal_of(request))))
+    models = models_for(call.cfg, edge.principal_of(request))
+    if "anthropic-version" in request.headers:  # Anthropic's SDKs (Claude Code's model discovery)
+        return edge.reply(call, anthropic_face.model_list([(m.id, m.created) for m in models]))
+    return edge.reply(call, face.ModelList(models))
 
 
 async def get_model(request: web.Request) -> web.Response:

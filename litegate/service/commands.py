@@ -44,7 +44,8 @@ def check_config(path: str, env_file: str | None = None) -> int:
     for name, route in cfg.router.routes.items():
         print(f"  route {name}: {len(route.rules)} rule(s), default {route.default}")
     for alias, target in cfg.router.aliases.items():
-        print(f"  alias {alias} -> {target}")
+        kind = "alias pattern" if "*" in alias or "?" in alias else "alias"
+        print(f"  {kind} {alias} -> {target}")
     for name, chain in cfg.router.fallbacks.items():
         print(f"  fallbacks {name} -> {', '.join(chain)}")
     print(f"  keys: {len(cfg.auth.keys)}" if cfg.auth.keys else "  keys: none (loopback only)")
@@ -81,6 +82,9 @@ def route(path: str, message: str, model: str | None, *, key: str | None = None,
 
 def _explain(cfg: Config, name: str, req, key, headers, label) -> bool:
     target = cfg.resolve_name(name)
+    if target != name:
+        pattern = cfg.alias_pattern_for(name)
+        print(f"{name} -> {target} (alias pattern {pattern!r})" if pattern else f"{name} -> {target} (alias)")
     if target in cfg.router.routes:
         vroute = cfg.router.routes[target]
         feats = rules.features(req, key, headers)

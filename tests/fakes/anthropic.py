@@ -30,6 +30,9 @@ overloaded      HTTP 529 overloaded_error
 rate-limited    HTTP 429 rate_limit_error with ``retry-after: 2``
 ==============  ==============================================================
 
+``POST /v1/messages/count_tokens`` answers ``{"input_tokens": 3 + words of all texts + 5 per tool}``
+(400 when ``max_tokens`` or ``stream`` is sent, as the real endpoint does).
+
 Streams use real SSE framing (``event: <type>\\ndata: <json>\\n\\n``) with a ``ping`` after
 ``message_start``. Every request (auth failures included) is recorded in ``app[REQUESTS]``
 as ``{"path", "json", "headers"}``.
@@ -62,7 +65,36 @@ def make_app(*, api_key: str = "test-anthropic-key") -> web.Application:
     app[REQUESTS] = []
     app[API_KEY] = api_key
     app.router.add_post("/v1/messages", _messages)
+    app.router.add_post("/v1/messages/count_tokens", _count_tokens)
     return app
+
+
+async def _count_tokens(request: web.Request) -> web.Response:
+    """POST /v1/messages/count_tokens: ``{"input_tokens": n}``, n = 3 + words of every text in the body
+    (system, messages, tool descriptions) + 5 per tool: a real count of its own, never the client's."""
+    app = request.app
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    app[REQUESTS].append({"path": request.path, "json": body, "headers": dict(request.headers)})
+    if request.headers.get("x-api-key") != app[API_KEY] or not request.headers.get("anthropic-version"):
+        return _error(401, "authentication_error", "invalid x-api-key")
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body.get("model"):
+        return _error(400, "invalid_request_error", "model and messages: Field required")
+    if "max_tokens" in body or "stream" in body:
+        return _error(400, "invalid_request_error", "max_tokens: Extra inputs are not permitted")
+    words = sum(len(t.split()) for t in _texts(body))
+    return web.json_response({"input_tokens": 3 + words + 5 * len(body.get("tools") or [])})
+
+
+def _texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k in ("text", "description") and isinstance(v, str)] + [
+            t for k, v in node.items() if k not in ("text", "description") for t in _texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _texts(v)]
+    return []
 
 
 # ---------------------------------------------------------------- handler

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 
 import orjson
+import pytest
 
 from litegate.config import Deployment
+from litegate.errors import GatewayError
 from litegate.providers.anthropic.native import NativeRelay, build_native, reply
 
 TARGET = Deployment(name="sonnet", provider="anthropic", model="claude-sonnet-4-5-20250929", id="anthropic/sonnet",
@@ -71,7 +73,7 @@ def test_litegate_signed_thinking_is_dropped_and_thinking_switched_off_when_it_n
 
 def test_relay_reframes_rewrites_model_and_counts_usage():
     """Each payload goes out with its event line; message_start names the client's model; usage is read
-    from message_start and message_delta; an error event is noticed."""
+    from message_start and message_delta; an error event raises the mapped error."""
     relay = NativeRelay("claude-sonnet-4-5")
     start = relay.frame(b'{"type":"message_start","message":{"id":"msg_1","model":"claude-sonnet-4-5-20250929",'
                         b'"usage":{"input_tokens":12,"cache_read_input_tokens":100,"output_tokens":1}}}')
@@ -82,8 +84,9 @@ def test_relay_reframes_rewrites_model_and_counts_usage():
     relay.frame(b'{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":57}}')
     relay.frame(b'{"type":"message_stop"}')
     assert relay.saw_stop and relay.usage.prompt_tokens == 112 and relay.usage.completion_tokens == 57
-    relay.frame(b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
-    assert relay.error == {"type": "overloaded_error", "message": "Overloaded"}
+    with pytest.raises(GatewayError) as info:
+        relay.frame(b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}')
+    assert info.value.retryable and "Overloaded" in info.value.message
 
 
 def test_whole_reply_gets_the_clients_model_and_usage():

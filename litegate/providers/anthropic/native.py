@@ -15,16 +15,17 @@ model in message_start, and reads the usage (message_start + message_delta) for 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Union
 
 import orjson
 
 from litegate.config import Deployment
-from litegate.wire import Usage
+from litegate.errors import StreamInterrupted
+from litegate.wire import Usage, UsageEvent
 from litegate.providers.base import UpstreamRequest, api_base
 from litegate.providers.anthropic.request import API_VERSION, DEFAULT_API_BASE
-from litegate.providers.anthropic.response import Counts, usage
+from litegate.providers.anthropic.response import Counts, error_for, usage
 
 LITEGATE_SIGNATURE = "lg1."  # prefix of the signatures litegate's Anthropic face writes
 _THINKING = ("thinking", "redacted_thinking")
@@ -117,6 +118,8 @@ class NativeRelay:
             self.saw_stop = True
         elif kind == b"error":
             self.error = orjson.loads(payload).get("error") or {}
+            raise error_for(str(self.error.get("type", "")),
+                            f"backend error mid-stream: {self.error.get('message') or 'unknown error'}", None, {})
         return b"event: " + kind + b"\ndata: " + payload + b"\n\n"
 
     def _count(self, u: Any) -> None:
@@ -129,6 +132,22 @@ class NativeRelay:
     @property
     def usage(self) -> Usage:
         return usage(self.counts)
+
+
+async def relay(frames: AsyncIterator[bytes], model: str) -> AsyncIterator[Union[bytes, UsageEvent]]:
+    """The backend's frames for the client, then the usage they reported (for accounting).
+
+    An `error` event raises the mapped GatewayError (before the first frame a retry may still
+    happen); EOF before message_stop raises StreamInterrupted."""
+    r = NativeRelay(model)
+    async for payload in frames:
+        if not payload.strip():
+            continue
+        yield r.frame(payload)
+        if r.saw_stop:
+            yield UsageEvent(r.usage)
+            return
+    raise StreamInterrupted("Anthropic stream ended before message_stop")
 
 
 def _type_of(payload: bytes) -> bytes:

@@ -5,7 +5,7 @@
 - tokens.py   the prompt estimate for usage and count_tokens
 - blocks.py   StreamEvents -> content blocks (shared by the stream and the whole reply)
 - stream.py   MessagesWriter, the SSE StreamWriter
-- reply.py    a whole Messages response, from events or a ChatCompletion
+- reply.py    a whole Messages response, from events or a ChatCompletion; the models list
 - errors.py   render_error and the `error` event in Anthropic's shape
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from litegate.surfaces.base import Surface
 from .errors import render_error
-from .reply import MessageBuilder, from_completion
+from .reply import MessageBuilder, from_completion, model_list
 from .request import MessagesRequest, WebSearch, decoder, to_chat
 from .stream import PING, MessagesWriter
 from .tokens import estimate
@@ -21,4 +21,4 @@ from .tokens import estimate
 SURFACE = Surface("anthropic", render_error)
 
 __all__ = ["SURFACE", "PING", "MessageBuilder", "MessagesRequest", "MessagesWriter", "WebSearch", "decoder",
-           "estimate", "from_completion", "render_error", "to_chat"]
+           "estimate", "from_completion", "model_list", "render_error", "to_chat"]

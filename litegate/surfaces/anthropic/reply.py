@@ -8,6 +8,7 @@ blocks. `from_completion` feeds a whole ChatCompletion through it.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import orjson
@@ -84,3 +85,12 @@ def from_completion(done: ChatCompletion, model: str, *, input_estimate: int = 0
     if isinstance(done.usage, Usage):
         b.feed(UsageEvent(done.usage))
     return b.result()
+
+
+def model_list(models: list[tuple[str, int]]) -> dict:
+    """GET /v1/models in Anthropic's list shape (Claude Code's gateway model discovery): (id, created) pairs."""
+    data = [{"type": "model", "id": name, "display_name": name,
+             "created_at": dt.datetime.fromtimestamp(created, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            for name, created in models]
+    return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None}

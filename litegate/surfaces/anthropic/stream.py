@@ -5,6 +5,9 @@ to it; there is no `[DONE]`. message_start carries the prompt estimate as usage.
 (the backend counts only at the end); message_delta carries the stop reason and the final
 input/output counts; `ping` is the keep-alive; a failure after the first byte is an `error`
 event and the stream ends without message_stop. Block rules live in blocks.py.
+
+An Anthropic deployment answers natively: its frames arrive already in this shape (bytes, from
+providers.anthropic.native) and pass straight through; only their usage is kept.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import orjson
 
 from litegate.errors import GatewayError
-from litegate.wire import StreamEvent
+from litegate.wire import StreamEvent, UsageEvent
 from .blocks import Blocks, message_id
 from .errors import error_event
 
@@ -37,6 +40,7 @@ class MessagesWriter(Blocks):
         self.id = id or message_id()
         self.model = model
         self._out: list[bytes] = []
+        self.native = False  # the frames come ready-made from an Anthropic deployment
 
     # ---- hooks
     def _message_start(self) -> None:
@@ -61,11 +65,20 @@ class MessagesWriter(Blocks):
         out, self._out = self._out, []
         return out
 
-    def feed(self, ev: StreamEvent) -> list[bytes]:
+    def feed(self, ev: StreamEvent | bytes) -> list[bytes]:
+        if type(ev) is bytes:
+            self.native = True
+            return [ev]
+        if self.native:
+            if type(ev) is UsageEvent:
+                self.usage = ev.usage
+            return []
         self._event(ev)
         return self._take() if self._out else []
 
     def finish(self) -> list[bytes]:
+        if self.native:
+            return []  # message_stop came from the backend
         reason = self._end()
         self._out.append(frame("message_delta", {"type": "message_delta",
                                                  "delta": {"stop_reason": reason, "stop_sequence": None},
