@@ -4,7 +4,7 @@ aiohttp's client costs several times more CPU per request than the gateway under
 room for on a shared core, so this speaks just enough HTTP/1.1 itself: a prebuilt request, a reply
 read by Content-Length or chunked framing. For streams it notes the time of the first data chunk
 (time to first token), counts events (SSE `data:` lines or NDJSON lines) and checks the stream
-ended properly (`[DONE]` or Ollama's `"done":true`, no `"error"`).
+ended properly (`[DONE]`, Ollama's `"done":true` or Anthropic's message_stop, no `"error"`).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class Conn(asyncio.Protocol):
             if n and not r.first:
                 r.first = perf()
             r.events += n
-            if b"[DONE]" in payload or b'"done":true' in payload:
+            if b"[DONE]" in payload or b'"done":true' in payload or b'"type":"message_stop"' in payload:
                 r.done = True
             if b'"error"' in payload:
                 r.error = True

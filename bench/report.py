@@ -21,7 +21,8 @@ TARGETS = {
     "shared_added_p50_ms": 0.3,
 }
 SECTIONS = ("meta", "systems", "targets", "comparison")
-SYSTEM_SECTIONS = ("startup", "latency_c1", "throughput", "ollama_face", "memory_flat", "streams")
+SYSTEM_SECTIONS = ("startup", "latency_c1", "throughput", "ollama_face", "anthropic_face", "memory_flat",
+                   "streams")
 
 
 def _get(d: Any, *path: str) -> Any:
@@ -76,6 +77,7 @@ def targets(systems: dict) -> list[dict]:
         out.append(_line(f"{r}: load generator headroom (direct path c16)", f"≥ {T['generator_rps']:,} req/s", v,
                          None if v is None else v >= T["generator_rps"], " req/s"))
     out += face_targets(lg)
+    out += anthropic_face_targets(lg)
     v = _get(lg, "memory_flat", "delta_mb")
     n = _get(lg, "memory_flat", "requests")
     out.append(_line(f"litegate memory flat after {n or 0:,} requests", f"≤ {T['flat_mb']} MB growth", v,
@@ -114,6 +116,21 @@ def shared_targets(res: dict | None) -> list[dict]:
     goal = TARGETS["shared_added_p50_ms"]
     return [_line("Redis shared state: added latency c=1 p50 (keyed, every limit)", f"≤ {goal} ms", v,
                   None if v is None else v <= goal, " ms")]
+
+
+def anthropic_face_targets(lg: dict) -> list[dict]:
+    """The Anthropic face costs at most 10% more CPU per request than /v1/chat/completions on the same
+    backend (measured back to back)."""
+    out = []
+    for mode, label in (("", "non-streaming"), ("stream_", "streaming")):
+        for r in ROUTES:
+            msgs = _get(lg, "anthropic_face", r, f"messages_{mode}c16", "cpu_ms_per_req")
+            v1 = _get(lg, "anthropic_face", r, f"v1_{mode}c16", "cpu_ms_per_req")
+            ratio = round(msgs / v1, 3) if msgs and v1 else None
+            out.append(_line(f"{r}: /v1/messages CPU per request vs /v1/chat/completions ({label}, c16)",
+                             f"≤ {TARGETS['face_cost']}x", ratio,
+                             None if ratio is None else ratio <= TARGETS["face_cost"], "x"))
+    return out
 
 
 # ---------------------------------------------------------------- detail table

@@ -59,12 +59,15 @@ class Target:
         return self.name != "direct"
 
     def payload(self, route: str, stream: bool = False, slow: bool = False, face: str = "openai") -> bytes:
-        """A chat request for `route`'s backend; `face="ollama"` asks litegate in Ollama's own API."""
+        """A chat request for `route`'s backend; `face="ollama"` / `"anthropic"` asks litegate in that API."""
         if self.gateway:
             model = f"bench-{route}{'-slow' if slow else ''}"
             if face == "ollama":
                 body = {"model": model, "messages": PROMPT, "stream": stream, "options": {"num_predict": 32}}
                 return loadgen.request_bytes(self.host, self.port, "/api/chat", body)
+            if face == "anthropic":
+                body = {"model": model, "messages": PROMPT, "stream": stream, "max_tokens": 32}
+                return loadgen.request_bytes(self.host, self.port, "/v1/messages", body)
             body = {"model": model, "messages": PROMPT, "stream": stream, "max_tokens": 32}
             return loadgen.request_bytes(self.host, self.port, "/v1/chat/completions", body)
         model = "bench-slow" if slow else "bench"
@@ -219,10 +222,27 @@ async def ollama_face(t: Target, scale: Scale) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- the Anthropic face
+async def anthropic_face(t: Target, scale: Scale) -> dict:
+    """litegate's /v1/messages beside its /v1/chat/completions on both routes (same backend), measured
+    back to back so the two share the machine's conditions. Only litegate has this face."""
+    if t.name != "litegate":
+        return {"skipped": "only litegate serves Anthropic's API here"}
+    out = {}
+    for route in ROUTES:
+        out[route] = {
+            "v1_c16": await _measured(t, t.payload(route), 16, scale),
+            "messages_c16": await _measured(t, t.payload(route, face="anthropic"), 16, scale),
+            "v1_stream_c16": await _measured(t, t.payload(route, stream=True), 16, scale, stream=True),
+            "messages_stream_c16": await _measured(t, t.payload(route, stream=True, face="anthropic"), 16, scale,
+                                                   stream=True)}
+    return out
+
+
 Step = Callable[[Target, Scale], Awaitable[dict]]
 STEPS: list[tuple[str, Step]] = [("latency_c1", latency_c1), ("throughput", throughput),
-                                 ("ollama_face", ollama_face), ("memory_flat", memory_flat),
-                                 ("streams", held_streams)]
+                                 ("ollama_face", ollama_face), ("anthropic_face", anthropic_face),
+                                 ("memory_flat", memory_flat), ("streams", held_streams)]
 
 
 async def run_all(t: Target, scale: Scale, log: Callable[[str], None], skip: tuple[str, ...] = ()) -> dict:

@@ -48,6 +48,10 @@ def test_tiny_run_writes_every_section(tiny_run):
             lg["ollama_face"][route])
         assert lg["ollama_face"][route]["api_c16"]["errors"] == 0  # /api/chat answered on both routes
     assert {"rss_after_warmup_mb", "rss_after_mb", "delta_mb", "requests"} <= set(lg["memory_flat"])
+    for route in ROUTES:  # the Anthropic face beside the OpenAI face, same backend, streams ended properly
+        runs = lg["anthropic_face"][route]
+        assert {"v1_c16", "messages_c16", "v1_stream_c16", "messages_stream_c16"} <= set(runs)
+        assert runs["messages_c16"]["errors"] == 0 and runs["messages_stream_c16"]["errors"] == 0
 
 
 def test_every_target_line_has_a_verdict(tiny_run):
