@@ -120,6 +120,7 @@ class ChatRequest(_In, _Streamed):
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    top_k: int | None = None  # not OpenAI's; Anthropic's, Ollama's, Gemini's and most OpenAI-compatible servers'
     stop: Union[str, list[str], None] = None
     n: int | None = None
     seed: int | None = None

@@ -245,6 +245,16 @@ async def test_image_reaches_ollama(sdk, fakes):
     assert sent["images"] == [PNG] and sent["content"] == "What is this?"
 
 
+async def test_sampling_and_stop_sequences_reach_ollama(sdk, fakes):
+    """temperature, top_p, top_k, stop_sequences and max_tokens land in Ollama's options (this SDK version
+    no longer types the sampling fields, so they go as extra_body, as older clients send them)."""
+    await sdk.messages.create(model="llama", max_tokens=77, messages=HI, stop_sequences=["END"],
+                              metadata={"user_id": "u1"}, extra_body={"temperature": 0.3, "top_p": 0.8, "top_k": 20})
+    options = fakes["ollama"].app[fake_ollama.REQUESTS][-1]["json"]["options"]
+    assert {k: options[k] for k in ("temperature", "top_p", "top_k", "stop", "num_predict")} == {
+        "temperature": 0.3, "top_p": 0.8, "top_k": 20, "stop": ["END"], "num_predict": 77}
+
+
 # ---------------------------------------------------------------- count_tokens
 async def test_count_tokens_is_anthropics_own_count_natively(sdk, fakes):
     """For an Anthropic model the count is the backend's (its endpoint, the client's betas), not an estimate."""

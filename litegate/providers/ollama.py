@@ -160,7 +160,7 @@ def build_chat(req: ChatRequest, target: Deployment, memo: Mapping[str, dict] = 
         if req.top_logprobs is not None:
             body["top_logprobs"] = req.top_logprobs
     options = _options(target, num_predict=req.max_output, temperature=req.temperature, top_p=req.top_p,
-                       stop=req.stop_list, seed=req.seed, presence_penalty=req.presence_penalty,
+                       top_k=req.top_k, stop=req.stop_list, seed=req.seed, presence_penalty=req.presence_penalty,
                        frequency_penalty=req.frequency_penalty)
     return UpstreamRequest("POST", api_base(target, DEFAULT_API_BASE) + "/api/chat",
                            orjson.dumps(_common(body, target, options)), _JSON)

@@ -85,7 +85,8 @@ def _effort(c): return c.reasoning_effort
 CASES = [
     ("system string", body(system="Be brief."), lambda c: c.messages[0].content, "Be brief."),
     ("stop_sequences", body(stop_sequences=["\n\nHuman:", "END"]), lambda c: c.stop, ["\n\nHuman:", "END"]),
-    ("sampling", body(temperature=0.2, top_p=0.9), lambda c: (c.temperature, c.top_p), (0.2, 0.9)),
+    ("sampling", body(temperature=0.2, top_p=0.9, top_k=40), lambda c: (c.temperature, c.top_p, c.top_k),
+     (0.2, 0.9, 40)),
     ("max_tokens", body(max_tokens=64000), lambda c: c.max_tokens, 64000),
     ("short user id kept", body(metadata={"user_id": "u-1"}), lambda c: c.user, "u-1"),
     ("no stream: no usage option", body(), lambda c: (c.stream, c.stream_options), (False, None)),

@@ -330,8 +330,9 @@ def _sampling(req: ChatRequest, body: dict[str, Any], options: Mapping[str, Any]
         body["temperature"] = min(max(temperature, 0.0), 1.0)
     elif top_p is not None:
         body["top_p"] = top_p
-    if options.get("top_k") is not None and not thinking:
-        body["top_k"] = options["top_k"]
+    top_k = req.top_k if req.top_k is not None else options.get("top_k")
+    if top_k is not None and not thinking:
+        body["top_k"] = top_k
     if options.get("service_tier"):
         body["service_tier"] = options["service_tier"]
     stops = [s for s in req.stop_list or () if s.strip()]

@@ -210,7 +210,7 @@ def _generation_config(req: ChatRequest, target: Deployment) -> dict[str, Any]:
     config = dict(target.options.get("generationConfig") or {})
     temperature = None if req.temperature is None else min(2.0, max(0.0, req.temperature))
     values = {
-        "maxOutputTokens": req.max_output, "temperature": temperature, "topP": req.top_p,
+        "maxOutputTokens": req.max_output, "temperature": temperature, "topP": req.top_p, "topK": req.top_k,
         "stopSequences": _stop(req), "seed": req.seed,
         "presencePenalty": req.presence_penalty, "frequencyPenalty": req.frequency_penalty,
     }

@@ -155,7 +155,7 @@ def to_chat(req: MessagesRequest) -> tuple[ChatRequest, WebSearch | None]:
     chat = ChatRequest(
         model=req.model, messages=messages, stream=req.stream,
         stream_options=StreamOptions(include_usage=True) if req.stream else None,
-        max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
+        max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
         stop=list(req.stop_sequences) if req.stop_sequences else None,
         user=_user_id(req.metadata), tools=tools or None,
         reasoning_effort=_effort(req.thinking, req.output_config),
