@@ -11,6 +11,7 @@ import pytest
 from anthropic import AsyncAnthropic
 
 from litegate.config import ConfigHolder, from_dict
+from litegate.http import appkeys
 from litegate.http.app import create_app
 from tests.conftest import base, ollama_config
 from tests.fakes import anthropic as fake_anthropic
@@ -40,8 +41,8 @@ async def fakes(aiohttp_server, ollama, oai):
 
 
 @pytest.fixture
-async def lg(fakes, aiohttp_server):
-    doc = ollama_config(fakes["ollama"])
+async def lg(fakes, aiohttp_server, tmp_path):
+    doc = ollama_config(fakes["ollama"], usage={"path": str(tmp_path / "usage")})
     for m in doc["models"]:
         if m["name"] == "tools-before-done":
             m["max_output_tokens"] = 8192
@@ -358,3 +359,18 @@ async def test_usage_counts_the_face(sdk, lg):
         async with s.get(str(lg.make_url("/metrics")), headers={"x-api-key": KEY}) as r:
             text = await r.text()
     assert 'face="anthropic"' in text
+
+
+async def test_usage_groups_by_face(sdk, lg):
+    """The usage store records the face: /admin/usage?group_by=face separates Anthropic from OpenAI clients."""
+    import aiohttp
+    from openai import AsyncOpenAI
+    await sdk.messages.create(model="llama", max_tokens=16, messages=HI)
+    oai = AsyncOpenAI(base_url=str(lg.make_url("/v1")), api_key=KEY, max_retries=0)
+    await oai.chat.completions.create(model="llama", messages=HI)
+    await oai.close()
+    assert await lg.app[appkeys.SERVICES].usage.flush()
+    async with aiohttp.ClientSession() as s:
+        async with s.get(str(lg.make_url("/admin/usage?since=1d&group_by=face")), headers={"x-api-key": KEY}) as r:
+            rows = {row["group"]: row["requests"] for row in (await r.json())["rows"]}
+    assert rows == {"anthropic": 1, "openai": 1}

@@ -15,7 +15,7 @@ from litegate.errors import BadRequest
 from litegate.usage.rows import COLUMNS, KeySums, Point, Totals, UsageRow, from_db
 
 GROUPS: dict[str, str | int] = {"key": "key_name", "model": "model", "deployment": "deployment",
-                                "day": 86400, "hour": 3600}
+                                "face": "face", "day": 86400, "hour": 3600}
 SPLITS: dict[str | None, str] = {None: "NULL", "model": "model", "key": "key_name"}
 IS_ERROR = "(status >= 400 OR error_code IS NOT NULL)"  # the partial index usage_errors_ts uses this text
 _INF = float("inf")

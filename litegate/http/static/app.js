@@ -208,11 +208,11 @@ async function renderUsage() {
   const range = currentRange();
   document.querySelectorAll("[data-range]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === range.id)));
   const q = `since=${range.id}`;
-  const [total, byModel, byModelTs, byKeyTs, errors, live] = await Promise.all([
+  const [total, byModel, byModelTs, byKeyTs, errors, live, byFace] = await Promise.all([
     api(`/admin/usage?${q}`), api(`/admin/usage?${q}&group_by=model`),
     api(`/admin/timeseries?${q}&bucket_s=${range.bucket}&split_by=model`),
     api(`/admin/timeseries?${q}&bucket_s=${range.bucket}&split_by=key`),
-    api("/admin/errors?limit=10"), api("/admin/live"),
+    api("/admin/errors?limit=10"), api("/admin/live"), api(`/admin/usage?${q}&group_by=face`),
   ]);
   const t = total.rows[0] || { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, cost: 0, server_tool_calls: 0 };
   const metric = METRICS[document.body.dataset.metric || "requests"];
@@ -235,6 +235,7 @@ async function renderUsage() {
       chartCard("By model", byModelTs, range, "model"), chartCard("By key", byKeyTs, range, "key")),
     ...[teamCard(total.team)].filter(Boolean),
     card("Models", modelTable(byModel.rows)),
+    card("Client APIs", faceTable(byFace.rows)),
     card("Recent errors", errorTable(errors.errors)),
   );
   drawCharts(metric);
@@ -292,6 +293,17 @@ function modelTable(rows) {
     { label: "Searches", num: true, cell: (r) => fmtInt(r.server_tool_calls) },
   ], [...rows].sort((a, b) => b.requests - a.requests), { empty: "No requests in this range.",
     rowAttrs: (r) => ({ "data-model": r.group }) });
+}
+
+function faceTable(rows) {
+  // Which API the clients spoke: openai (chat completions), anthropic (Claude Code), ...
+  return table([
+    { label: "API", cell: (r) => r.group ?? "—" },
+    { label: "Requests", num: true, field: "requests", cell: (r) => fmtInt(r.requests) },
+    { label: "Errors", num: true, field: "errors", cell: (r) => fmtInt(r.errors) },
+    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens) },
+    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens) },
+  ], [...rows].sort((a, b) => b.requests - a.requests), { empty: "No requests in this range." });
 }
 
 function errorTable(errors) {
