@@ -1,0 +1,392 @@
+"""Provider-neutral StreamEvents -> the Responses event stream (openai-responses.md §4, §7).
+
+`ResponsesWriter` is one response's state machine. What clients depend on, and this keeps:
+`response.created` first, then `in_progress`; each output item opened with `output_item.added`
+(and a message's `content_part.added`) before any delta, closed with the `*.done` events and
+`output_item.done` carrying the complete item (Codex rebuilds its history from those alone);
+`output_index` is the item's position in the final `output`; items never interleave, so tool-call
+fragments of a second call wait until the first is closed; every event has a `sequence_number`
+counting from 0; exactly one terminal event, then nothing. A tool call with no arguments says `{}`.
+
+A length cut is `response.incomplete` (reason max_output_tokens), as OpenAI sends it. Codex
+treats that event as a failed turn and retries it, so for Codex (`cut_as_completed`) the cut
+ends with `response.completed` whose response says status `incomplete`: the turn ends and the
+partial answer stays. Server-side tools (ServerToolCall/ServerToolResult) become
+`web_search_call` items. With `frames=False` nothing is encoded: a non-streaming reply feeds
+the same events and takes `final`, the whole Response object.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from ... import wire
+from ...errors import GatewayError
+from ...wire import Citations, Finish, ReasoningDelta, Started, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
+from .items import ToolKind, encode_reasoning, failure, new_id, usage_json
+from .request import Inbound
+
+_encode = wire.encoder.encode
+_FUNCTION = ToolKind("function", "")
+
+
+class _Item:
+    """The one output item being written."""
+
+    __slots__ = ("kind", "index", "id", "parts", "mid", "tool_index", "call_id", "name", "tool", "annotations")
+
+    def __init__(self, kind: str, index: int, prefix: str) -> None:
+        self.kind = kind  # "reasoning" | "message" | "call"
+        self.index = index
+        self.id = new_id(prefix)
+        self.parts: list[str] = []
+        self.mid = b""  # pre-encoded fields of this item's delta events (hot path)
+        self.tool_index = -1
+        self.call_id = ""
+        self.name = ""
+        self.tool = _FUNCTION
+        self.annotations: list[dict[str, Any]] = []
+
+
+class ResponsesWriter:
+    """StreamEvents in, `event: <type>\\ndata: <json>\\n\\n` frames out (surfaces.base.StreamWriter)."""
+
+    media_type = "text/event-stream"
+    keepalive = b": keep-alive\n\n"
+
+    def __init__(self, inbound: Inbound, *, response_id: str | None = None, created_at: int | None = None,
+                 cut_as_completed: bool = False, frames: bool = True) -> None:
+        self.inbound = inbound
+        self.id = response_id or new_id("resp")
+        self.created_at = created_at or int(time.time())
+        self.cut_as_completed = cut_as_completed
+        self.frames = frames
+        self.usage: Usage | None = None
+        self.final: dict[str, Any] | None = None  # the terminal Response object
+        self.seq = 0
+        self.out: list[bytes] = []
+        self.started = False
+        self.items: list[dict[str, Any] | None] = []  # by output_index; None while an item is open
+        self.open: _Item | None = None
+        self.queued: dict[int, list[ToolCallDelta]] = {}  # tool-call fragments waiting for the open call
+        self.closed_calls: set[int] = set()
+        self.searches: dict[str, tuple[int, dict[str, Any]]] = {}  # server call id -> (output_index, item)
+        self.finish_reason: str | None = None
+        self.saw_tool = False
+
+    # ------------------------------------------------------------ StreamWriter
+    def feed(self, ev: StreamEvent) -> list[bytes]:
+        if not self.started:
+            self._start()
+        t = type(ev)
+        if t is TextDelta:
+            if ev.text:
+                self._text(ev.text)
+        elif t is ReasoningDelta:
+            if ev.text:
+                self._reasoning(ev.text)
+        elif t is ToolCallDelta:
+            self._tool(ev)
+        elif t is UsageEvent:
+            self.usage = ev.usage
+        elif t is Finish:
+            if ev.reason:
+                self.finish_reason = ev.reason
+        elif t is Citations:
+            self._citations(ev)
+        elif t is _SERVER_CALL:
+            self._server_call(ev)
+        elif t is _SERVER_RESULT:
+            self._server_result(ev)
+        # Started: the response already began above.
+        return self._take()
+
+    def finish(self) -> list[bytes]:
+        if not self.started:
+            self._start()
+        reason = self.finish_reason
+        cut = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(reason or "")
+        self._close("incomplete" if cut else "completed")
+        self._drain_queue()
+        for call_id in list(self.searches):
+            self._server_result_of(call_id, [], None)
+        status = "incomplete" if cut else "completed"
+        self.final = self._response(status, usage_json(self.usage, self.inbound.estimate),
+                                    incomplete={"reason": cut} if cut else None,
+                                    completed_at=int(time.time()) if not cut else None)
+        event = "response.incomplete" if cut and not self.cut_as_completed else "response.completed"
+        self._emit(event, {"response": self.final})
+        return self._take()
+
+    def fail(self, err: GatewayError) -> list[bytes]:
+        """End with response.failed. Open items stay unfinished: a done event would call them complete."""
+        if not self.started:
+            self._start()
+        self.final = self._response("failed", usage_json(self.usage, self.inbound.estimate) if self.usage else None,
+                                    error=failure(err))
+        self._emit("response.failed", {"response": self.final})
+        return self._take()
+
+    # ------------------------------------------------------------ framing
+    def _take(self) -> list[bytes]:
+        out, self.out = self.out, []
+        return out
+
+    def _emit(self, kind: str, fields: dict[str, Any]) -> None:
+        seq = self.seq
+        self.seq += 1
+        if self.frames:
+            payload = _encode({"type": kind, "sequence_number": seq, **fields})
+            self.out.append(b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n")
+
+    def _delta(self, head: bytes, item: _Item, text: str, tail: bytes = b"}\n\n") -> None:
+        """A delta event from pre-encoded pieces: the per-token path of every stream."""
+        seq = self.seq
+        self.seq += 1
+        if self.frames:
+            self.out.append(head + str(seq).encode() + item.mid + _encode(text) + tail)
+
+    def _response(self, status: str, usage: dict | None, *, error: dict | None = None,
+                  incomplete: dict | None = None, completed_at: int | None = None) -> dict[str, Any]:
+        body = {"id": self.id, "object": "response", "created_at": self.created_at, "status": status,
+                "background": False, "completed_at": completed_at, "error": error, "incomplete_details": incomplete,
+                **self.inbound.echo, "output": [i for i in self.items if i is not None]}
+        if usage is not None:  # the spec's usage is an object or absent, never null
+            body["usage"] = usage
+        return body
+
+    def _start(self) -> None:
+        self.started = True
+        shell = self._response("in_progress", None)
+        self._emit("response.created", {"response": shell})
+        self._emit("response.in_progress", {"response": shell})
+
+    # ------------------------------------------------------------ items
+    def _open(self, kind: str, prefix: str) -> _Item:
+        item = _Item(kind, len(self.items), prefix)
+        self.items.append(None)
+        self.open = item
+        return item
+
+    def _done(self, item: _Item, body: dict[str, Any]) -> None:
+        self.items[item.index] = body
+        self._emit("response.output_item.done", {"output_index": item.index, "item": body})
+
+    def _reasoning(self, text: str) -> None:
+        item = self.open
+        if item is None or item.kind != "reasoning":
+            self._close()
+            item = self._open("reasoning", "rs")
+            where = {"item_id": item.id, "output_index": item.index, "summary_index": 0}
+            self._emit("response.output_item.added",
+                       {"output_index": item.index, "item": {"id": item.id, "type": "reasoning", "summary": []}})
+            self._emit("response.reasoning_summary_part.added", {**where, "part": {"type": "summary_text", "text": ""}})
+            item.mid = _mid(where)
+        item.parts.append(text)
+        self._delta(_REASONING_HEAD, item, text)
+
+    def _text(self, text: str) -> None:
+        item = self.open
+        if item is None or item.kind != "message":
+            self._close()
+            item = self._open("message", "msg")
+            self._emit("response.output_item.added", {"output_index": item.index, "item": {
+                "id": item.id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}})
+            where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
+            self._emit("response.content_part.added",
+                       {**where, "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
+            item.mid = _mid(where)
+        item.parts.append(text)
+        self._delta(_TEXT_HEAD, item, text, _TEXT_TAIL)
+
+    def _tool(self, ev: ToolCallDelta) -> None:
+        self.saw_tool = True
+        item = self.open
+        if item is not None and item.kind == "call" and item.tool_index != ev.index:
+            self.queued.setdefault(ev.index, []).append(ev)  # never interleave two calls
+            return
+        if item is None or item.kind != "call":
+            if ev.index in self.closed_calls:
+                return  # a fragment of a call already reported whole: nothing can take it any more
+            self._close()
+            item = self._open_call(ev)
+        if ev.arguments:
+            item.parts.append(ev.arguments)
+            if item.tool.kind == "function":
+                self._delta(_ARGS_HEAD, item, ev.arguments)
+
+    def _open_call(self, ev: ToolCallDelta) -> _Item:
+        item = self._open("call", "fc")
+        item.tool_index = ev.index
+        item.call_id = ev.id or new_id("call")
+        item.name = ev.name or ""
+        item.tool = self.inbound.tools.get(item.name) or ToolKind("function", item.name)
+        if item.tool.kind == "function":  # custom and local_shell calls are reported whole at close
+            self._emit("response.output_item.added",
+                       {"output_index": item.index, "item": self._call_body(item, "in_progress", "")})
+            item.mid = _mid({"item_id": item.id, "output_index": item.index})
+        return item
+
+    def _call_body(self, item: _Item, status: str, arguments: str) -> dict[str, Any]:
+        body = {"id": item.id, "type": "function_call", "status": status, "arguments": arguments,
+                "call_id": item.call_id, "name": item.tool.name or item.name}
+        if item.tool.namespace:
+            body["namespace"] = item.tool.namespace
+        return body
+
+    def _close(self, status: str = "completed") -> None:
+        item = self.open
+        if item is None:
+            return
+        self.open = None
+        text = "".join(item.parts)
+        if item.kind == "message":
+            where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
+            part = {"type": "output_text", "text": text, "annotations": item.annotations, "logprobs": []}
+            self._emit("response.output_text.done", {**where, "text": text, "logprobs": []})
+            self._emit("response.content_part.done", {**where, "part": part})
+            self._done(item, {"id": item.id, "type": "message", "status": status, "role": "assistant",
+                              "content": [part]})
+        elif item.kind == "reasoning":
+            where = {"item_id": item.id, "output_index": item.index, "summary_index": 0}
+            self._emit("response.reasoning_summary_text.done", {**where, "text": text})
+            self._emit("response.reasoning_summary_part.done", {**where, "part": {"type": "summary_text", "text": text}})
+            body: dict[str, Any] = {"id": item.id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+            if self.inbound.encrypted_reasoning:
+                body["encrypted_content"] = encode_reasoning(text)
+            self._done(item, body)
+        else:
+            self.closed_calls.add(item.tool_index)
+            self._close_call(item, text or "{}", status)
+            self._drain_queue()
+
+    def _close_call(self, item: _Item, arguments: str, status: str) -> None:
+        kind = item.tool.kind
+        parsed = _json_object(arguments) if kind != "function" else None
+        if kind == "custom" and parsed is not None:
+            value = parsed.get("input")
+            text = value if isinstance(value, str) else arguments
+            body = {"id": item.id, "type": "custom_tool_call", "call_id": item.call_id, "name": item.tool.name,
+                    "input": ""}
+            if item.tool.namespace:
+                body["namespace"] = item.tool.namespace
+            where = {"item_id": item.id, "output_index": item.index}
+            self._emit("response.output_item.added", {"output_index": item.index, "item": body})
+            self._emit("response.custom_tool_call_input.delta", {**where, "delta": text})
+            self._emit("response.custom_tool_call_input.done", {**where, "input": text})
+            self._done(item, {**body, "input": text})
+            return
+        command = parsed.get("command") if parsed is not None else None
+        if kind == "local_shell" and isinstance(command, list) and all(isinstance(c, str) for c in command):
+            action: dict[str, Any] = {"type": "exec", "command": command, "env": {}}
+            if isinstance(parsed.get("workdir"), str):
+                action["working_directory"] = parsed["workdir"]
+            if isinstance(parsed.get("timeout_ms"), int):
+                action["timeout_ms"] = parsed["timeout_ms"]
+            body = {"id": item.id, "type": "local_shell_call", "call_id": item.call_id, "status": "in_progress",
+                    "action": action}
+            self._emit("response.output_item.added", {"output_index": item.index, "item": body})
+            self._done(item, {**body, "status": status})
+            return
+        if kind != "function":  # unreadable arguments for an emulated tool: report the plain call
+            item.tool = ToolKind("function", item.name)
+            self._emit("response.output_item.added",
+                       {"output_index": item.index, "item": self._call_body(item, "in_progress", "")})
+        self._emit("response.function_call_arguments.done",
+                   {"item_id": item.id, "output_index": item.index, "name": item.tool.name or item.name,
+                    "arguments": arguments})
+        self._done(item, self._call_body(item, status, arguments))
+
+    def _drain_queue(self) -> None:
+        """Report the calls that waited, each whole, in index order."""
+        while self.queued and self.open is None:
+            index = min(self.queued)
+            fragments = self.queued.pop(index)
+            first = next((f for f in fragments if f.id or f.name), fragments[0])
+            item = self._open_call(ToolCallDelta(index, "", first.id, first.name))
+            for f in fragments:
+                if f.arguments:
+                    item.parts.append(f.arguments)
+                    if item.tool.kind == "function":
+                        self._delta(_ARGS_HEAD, item, f.arguments)
+            self._close()
+
+    def _citations(self, ev: Citations) -> None:
+        item = self.open
+        if item is None or item.kind != "message":
+            return  # the text they cite is already reported whole
+        for a in ev.annotations:
+            c = a.url_citation
+            note = {"type": "url_citation", "url": c.url, "title": c.title or c.url,
+                    "start_index": c.start_index, "end_index": c.end_index}
+            self._emit("response.output_text.annotation.added",
+                       {"item_id": item.id, "output_index": item.index, "content_index": 0,
+                        "annotation_index": len(item.annotations), "annotation": note})
+            item.annotations.append(note)
+
+    # ------------------------------------------------------------ server-side tools (web search)
+    def _server_call(self, ev: Any) -> None:
+        if ev.id in self.searches:
+            return
+        self._close()
+        self._drain_queue()
+        args = _json_object(ev.arguments) or {}
+        if ev.name == "web_search":
+            query = str(args.get("query") or "")
+            action: dict[str, Any] = {"type": "search", "query": query, "queries": [query]}
+        else:  # fetching a page the search found
+            action = {"type": "open_page", "url": args.get("url") if isinstance(args.get("url"), str) else None}
+        index = len(self.items)
+        self.items.append(None)
+        item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress", "action": action}
+        self.searches[ev.id] = (index, item)
+        where = {"item_id": item["id"], "output_index": index}
+        self._emit("response.output_item.added", {"output_index": index, "item": item})
+        self._emit("response.web_search_call.in_progress", where)
+        self._emit("response.web_search_call.searching", where)
+
+    def _server_result(self, ev: Any) -> None:
+        self._server_result_of(ev.id, ev.results or [], ev.error)
+
+    def _server_result_of(self, call_id: str, results: list, error: str | None) -> None:
+        found = self.searches.pop(call_id, None)
+        if found is None:
+            return
+        index, item = found
+        done = {**item, "status": "failed" if error else "completed"}
+        if self.inbound.search_sources and item["action"]["type"] == "search":
+            done["action"] = {**item["action"], "sources": [{"type": "url", "url": r["url"]} for r in results
+                                                            if isinstance(r, dict) and r.get("url")]}
+        self._emit("response.web_search_call.completed", {"item_id": item["id"], "output_index": index})
+        self.items[index] = done
+        self._emit("response.output_item.done", {"output_index": index, "item": done})
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _mid(where: dict[str, Any]) -> bytes:
+    """`,"item_id":...,"delta":` - the fields between an event's sequence_number and its delta."""
+    return b"," + _encode(where)[1:-1] + b',"delta":'
+
+
+def _head(kind: str) -> bytes:
+    return b'event: ' + kind.encode() + b'\ndata: {"type":"' + kind.encode() + b'","sequence_number":'
+
+
+_TEXT_HEAD = _head("response.output_text.delta")
+_TEXT_TAIL = b',"logprobs":[]}\n\n'
+_REASONING_HEAD = _head("response.reasoning_summary_text.delta")
+_ARGS_HEAD = _head("response.function_call_arguments.delta")
+# The events the server-side tool loop adds (wire.ServerToolCall / ServerToolResult); absent
+# from an older wire, then no event is of that type.
+_SERVER_CALL = getattr(wire, "ServerToolCall", None)
+_SERVER_RESULT = getattr(wire, "ServerToolResult", None)
