@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from litegate.errors import BadRequest
-from litegate.surfaces.responses import ToolKind, decode_request, encode_reasoning, input_items_decoder, to_chat
+from litegate.surfaces.responses import (
+    ToolKind, decode_request, encode_reasoning, input_items_decoder, is_codex, to_chat,
+)
 from litegate.wire import NamedToolChoice, encoder
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -301,3 +303,17 @@ def test_an_empty_body_is_a_clear_400():
     """No body at all is named as such, not a decode traceback."""
     with pytest.raises(BadRequest, match="empty"):
         decode_request(b"")
+
+
+CLIENT_CASES = [
+    ("Codex CLI", {"originator": "codex_cli_rs", "user-agent": "codex_cli_rs/0.50.0 (Mac OS 15.1; arm64) iTerm"}, True),
+    ("codex exec", {"originator": "codex_exec"}, True),
+    ("the Agents SDK", {"user-agent": "Agents/Python 0.24.0"}, False),
+    ("openai-python", {"user-agent": "OpenAI/Python 3.57.0"}, False),
+]
+
+
+@pytest.mark.parametrize("headers,codex", [c[1:] for c in CLIENT_CASES], ids=[c[0] for c in CLIENT_CASES])
+def test_codex_is_recognised_by_its_headers(headers, codex):
+    """Codex gets its length cuts as response.completed; it is told apart by originator / User-Agent."""
+    assert is_codex(headers) is codex

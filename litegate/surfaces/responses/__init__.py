@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...errors import GatewayError
 from ..base import Surface, decode
-from .items import ToolKind, decode_reasoning, encode_reasoning, new_id
+from .items import ToolKind, decode_reasoning, encode_reasoning, is_codex, new_id
 from .reply import to_response
 from .request import Inbound, to_chat
 from .stream import ResponsesWriter
@@ -29,5 +29,5 @@ def decode_request(raw: bytes) -> CreateResponse:
 SURFACE = Surface("responses", render_error)
 
 __all__ = ["SURFACE", "CreateResponse", "Inbound", "InputItem", "ResponsesWriter", "ToolKind", "decode_reasoning",
-           "decode_request", "encode_reasoning", "input_items_decoder", "new_id", "render_error", "to_chat",
+           "decode_request", "encode_reasoning", "input_items_decoder", "is_codex", "new_id", "render_error", "to_chat",
            "to_response"]

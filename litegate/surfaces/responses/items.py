@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -52,6 +53,12 @@ class ToolKind:
     kind: str  # "function" | "custom" | "local_shell"
     name: str  # the client's own name (without namespace)
     namespace: str | None = None
+
+
+def is_codex(headers: Mapping[str, str]) -> bool:
+    """Codex CLI says who it is in `originator` (codex_cli_rs, codex_exec, ...) and its User-Agent."""
+    originator = headers.get("originator", "")
+    return originator.startswith("codex") or headers.get("user-agent", "").lower().startswith("codex")
 
 
 def usage_json(usage: Usage | None, estimate: int) -> dict:
