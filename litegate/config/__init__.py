@@ -87,6 +87,7 @@ class Deployment(_Frozen):
     options: dict[str, Any] = {}
     keep_alive: str | float | None = None
     server_tools: tuple[str, ...] = ()
+    responses_api: bool = False  # an OpenAI backend serving /responses itself: pass /v1/responses through
     weight: float = 1
     max_parallel: int | None = None
     max_queue: int = 32
@@ -220,6 +221,13 @@ class State(_Frozen):
     retry_s: float = 2
 
 
+class Responses(_Frozen):
+    store: bool = True
+    path: str = ""
+    retention_days: float = 30
+    max_stored: int = 10_000
+
+
 class WebSearch(_Frozen):
     provider: str
     api_base: str | None = None
@@ -259,6 +267,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, dict=True)
     images: Images = Images()
     usage: Usage = Usage()
     state: State | None = None
+    responses: Responses = Responses()
     web_search: WebSearch | None = None
     fetch_url: FetchUrl = FetchUrl()
     source: str = ""

@@ -56,6 +56,9 @@ def resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[s
         if m.get("server_tools") and not ws and "web_search" in m["server_tools"]:
             problems.append((f"$.models[{i}].server_tools", f"model '{m['name']}' uses web_search but there is no "
                                                               "top-level web_search block"))
+        if m.get("responses_api") and m.get("provider") != "openai":
+            problems.append((f"$.models[{i}].responses_api", f"model '{m['name']}': responses_api is for provider "
+                                                               f"openai (a backend serving /responses), not {m['provider']}"))
     return problems
 
 

@@ -18,7 +18,7 @@ from litegate import upstream
 from litegate.config import Config, Deployment
 from litegate.core import router
 from litegate.core.services import Call, Plan, Services
-from litegate.errors import GatewayError
+from litegate.errors import GatewayError, UpstreamUnavailable
 from litegate.providers import PROVIDERS, Provider, UpstreamRequest
 from litegate.wire import ChatCompletion, ChatRequest, StreamEvent
 
@@ -27,12 +27,15 @@ Build = Callable[[Deployment, Provider], Awaitable[UpstreamRequest]]
 
 
 async def walk(svc: Services, call: Call, plan: Plan, attempt: Callable[[Deployment, Provider], Awaitable[T]], *,
-               hold: AsyncExitStack | None = None) -> T:
-    """Try attempts in order until one succeeds; `hold` keeps the deployment's slot until it closes."""
+               hold: AsyncExitStack | None = None, only: Callable[[Deployment], bool] | None = None) -> T:
+    """Try attempts in order until one succeeds; `hold` keeps the deployment's slot until it closes.
+    `only` skips deployments that cannot take this request at all (a pass-through needs its API)."""
     last: GatewayError | None = None
     cfg = call.cfg
     for att in router.attempts(cfg, plan.model, plan.route, svc.rng, state=svc.backends.view(),
                                now=svc.backends.clock(), tokens=plan.tokens):
+        if only is not None and not only(att.deployment):
+            continue
         if last is not None:
             pause = _backoff(cfg, att.retry, last)
             call.backoff_s += pause
@@ -65,7 +68,8 @@ async def walk(svc: Services, call: Call, plan: Plan, attempt: Callable[[Deploym
         else:
             hold.callback(lease.release)
         return result
-    assert last is not None
+    if last is None:
+        raise UpstreamUnavailable(f"no deployment of '{plan.model}' or its fallbacks can take this request")
     if len(call.tried) > 1:
         last.message = f"{last.message} (tried: {', '.join(dict.fromkeys(call.tried))})"
     raise last
@@ -77,7 +81,8 @@ def _backoff(cfg: Config, retry: int, err: GatewayError) -> float:
 
 
 async def request(svc: Services, call: Call, plan: Plan, build: Build,
-                  parse: Callable[[Provider, bytes, Deployment], T]) -> T:
+                  parse: Callable[[Provider, bytes, Deployment], T], *,
+                  only: Callable[[Deployment], bool] | None = None) -> T:
     """One whole reply: build the upstream request, send it, parse the body; retried as the plan allows."""
 
     async def attempt(d: Deployment, p: Provider) -> T:
@@ -85,11 +90,12 @@ async def request(svc: Services, call: Call, plan: Plan, build: Build,
         body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
         return parse(p, body, d)
 
-    return await walk(svc, call, plan, attempt)
+    return await walk(svc, call, plan, attempt, only=only)
 
 
 async def stream(svc: Services, call: Call, plan: Plan, build: Build,
-                 parse: Callable[[Provider], Callable], stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
+                 parse: Callable[[Provider], Callable], stack: AsyncExitStack, *,
+                 only: Callable[[Deployment], bool] | None = None) -> AsyncIterator[StreamEvent]:
     """The events of the first deployment that answers; its connection and slot then belong to `stack`."""
 
     async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
@@ -110,7 +116,7 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
         stack.push_async_exit(mine)
         return events, first
 
-    events, first = await walk(svc, call, plan, attempt, hold=stack)
+    events, first = await walk(svc, call, plan, attempt, hold=stack, only=only)
     return _chain(first, events)
 
 

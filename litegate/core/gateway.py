@@ -21,7 +21,7 @@ import orjson
 from msgspec import UNSET
 
 from litegate import upstream
-from litegate.config import Deployment
+from litegate.config import Config, Deployment
 from litegate.core import attempts
 from litegate.core.events import Aggregator
 from litegate.core.services import Call, Plan, Services
@@ -196,6 +196,44 @@ async def count_tokens(svc: Services, call: Call, plan: Plan, native: Native, es
         return n if isinstance(n, int) else estimate
 
     return await attempts.walk(svc, call, plan, attempt)
+
+
+# ---------------------------------------------------------------- native pass-through
+def serves_natively(cfg: Config, plan: Plan) -> bool:
+    """Every deployment of the planned model serves the Responses API itself (responses_api: true)."""
+    group = cfg.groups().get(plan.model, ())
+    return bool(group) and all(d.responses_api for d in group)
+
+
+def _native(d: Deployment) -> bool:
+    return d.responses_api
+
+
+async def native(svc: Services, call: Call, plan: Plan, body: dict) -> bytes:
+    """A Responses request passed through whole to a deployment that serves the API; its reply body.
+    Retries and fallbacks walk only such deployments."""
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return _require(p, "the Responses API", d, p.build_responses)(body, d)
+
+    return await attempts.request(svc, call, plan, build, lambda p, raw, d: raw, only=_native)
+
+
+async def native_events(svc: Services, call: Call, plan: Plan, body: dict) -> AsyncIterator[bytes]:
+    """The same, streamed: the backend's SSE event payloads as they come."""
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        return _require(p, "the Responses API", d, p.build_responses)(body, d)
+
+    async with AsyncExitStack() as stack:
+        async for payload in await attempts.stream(svc, call, plan, build, lambda p: _payloads, stack, only=_native):
+            yield payload
+
+
+async def _payloads(frames: AsyncIterator[bytes], d: Deployment) -> AsyncIterator[bytes]:
+    async for frame in frames:
+        if frame.strip() and frame != b"[DONE]":
+            yield frame
 
 
 # ---------------------------------------------------------------- images

@@ -8,6 +8,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import platformdirs
@@ -20,15 +21,16 @@ from litegate.core import limits
 from litegate.core.services import Services
 from litegate.state import team
 from litegate.errors import GatewayError
-from litegate.http import admin, anthropic, dashboard, middleware, ollama, openai, probes
-from litegate.http.appkeys import HOLDER, SERVICES, STARTED
+from litegate.http import admin, anthropic, dashboard, middleware, ollama, openai, probes, responses
+from litegate.http.appkeys import HOLDER, RESPONSES, SERVICES, STARTED
 from litegate.http.sessions import SESSIONS
 from litegate.tools import SearchCache
 from litegate.usage import UsageStore
+from litegate.usage.responses import ResponseStore, responses_db_file
 
 USAGE = web.AppKey("usage", UsageStore)
-ROUTES = (probes.add_routes, openai.add_routes, ollama.add_routes, anthropic.add_routes, admin.add_routes,
-          dashboard.add_routes)  # one row per face
+ROUTES = (probes.add_routes, openai.add_routes, responses.add_routes, ollama.add_routes, anthropic.add_routes,
+          admin.add_routes, dashboard.add_routes)  # one row per face
 
 logger = structlog.get_logger("litegate")
 
@@ -43,6 +45,7 @@ def create_app(holder: ConfigHolder) -> web.Application:
     app[STARTED] = time.time()
     app.cleanup_ctx.append(_usage_store)  # first in, last out: its teardown runs after _services'
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_response_store)
     for add_routes in ROUTES:
         add_routes(app)
     return app
@@ -58,10 +61,27 @@ async def _usage_store(app: web.Application) -> AsyncIterator[None]:
     cfg = app[HOLDER].current
     store = None
     if cfg.usage.enabled:
-        path = cfg.usage.path or os.environ.get("LITEGATE_DATA_DIR") or platformdirs.user_data_dir("litegate")
-        store = UsageStore(path, retention_days=cfg.usage.retention_days)
+        store = UsageStore(_data_dir(cfg), retention_days=cfg.usage.retention_days)
         await store.start()
     app[USAGE] = store
+    yield
+    if store is not None:
+        await store.close()
+
+
+def _data_dir(cfg) -> str:
+    return cfg.usage.path or os.environ.get("LITEGATE_DATA_DIR") or platformdirs.user_data_dir("litegate")
+
+
+async def _response_store(app: web.Application) -> AsyncIterator[None]:
+    """Stored Responses API answers (responses.store), beside the usage database unless told otherwise."""
+    r = app[HOLDER].current.responses
+    store = None
+    if r.store:
+        path = Path(r.path).expanduser() if r.path else responses_db_file(_data_dir(app[HOLDER].current))
+        if path.suffix not in (".db", ".sqlite", ".sqlite3"):
+            path = path / "responses.db"
+        store = app[RESPONSES] = ResponseStore(path, retention_days=r.retention_days, max_rows=r.max_stored)
     yield
     if store is not None:
         await store.close()

@@ -7,9 +7,11 @@ from aiohttp import web
 from litegate.config import ConfigHolder
 from litegate.core.auth import Principal
 from litegate.core.services import Call, Services
+from litegate.usage.responses import ResponseStore
 
 HOLDER = web.AppKey("holder", ConfigHolder)
 SERVICES = web.AppKey("services", Services)
 STARTED = web.AppKey("started", float)
 CALL = web.RequestKey("call", Call)
 PRINCIPAL = web.RequestKey("principal", Principal)
+RESPONSES = web.AppKey("responses", ResponseStore)  # stored Responses API answers; absent when responses.store is false

@@ -62,6 +62,9 @@ class Provider:
     parse_loaded: Callable[[bytes], list[dict[str, Any]]] | None = None
     # The name a configured model has in that list (Ollama lists `llama3` as `llama3:latest`).
     loaded_name: Callable[[str], str] = str
+    # A Responses API body (already JSON-decoded) for a backend that serves /responses itself
+    # (deployment responses_api: true): passed through, only the model name is the deployment's.
+    build_responses: Callable[[dict[str, Any], Deployment], UpstreamRequest] | None = None
 
 
 _ID_ALPHABET = string.ascii_letters + string.digits

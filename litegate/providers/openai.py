@@ -267,10 +267,16 @@ async def parse_completion_stream(frames: AsyncIterator[bytes], target: Deployme
         raise StreamInterrupted("backend stream ended before its finish_reason and [DONE]")
 
 
+def build_responses(body: dict[str, Any], target: Deployment) -> UpstreamRequest:
+    """Native pass-through of a Responses API request (the deployment serves POST /responses)."""
+    return UpstreamRequest("POST", api_base(target, DEFAULT_API_BASE) + "/responses",
+                           orjson.dumps({**body, "model": target.model}), _headers(target))
+
+
 PROVIDER = Provider(
     name="openai", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=False,
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
     build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
     build_completion=build_completion, parse_completion=parse_completion,
-    parse_completion_stream=parse_completion_stream,
+    parse_completion_stream=parse_completion_stream, build_responses=build_responses,
 )

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from litegate.surfaces import anthropic, ollama, openai
+from litegate.surfaces import anthropic, ollama, openai, responses
 from litegate.surfaces.base import Surface
 
 SURFACES: MappingProxyType[str, Surface] = MappingProxyType({
     "openai": openai.SURFACE,
     "ollama": ollama.SURFACE,
     "anthropic": anthropic.SURFACE,
+    "responses": responses.SURFACE,
 })
 
 # (path prefix, face): the first match names the face; everything else is OpenAI's.
 PATHS: tuple[tuple[str, str], ...] = (
     ("/api/", "ollama"),
     ("/v1/messages", "anthropic"),
+    ("/v1/responses", "responses"),
+    ("/responses", "responses"),
 )
 
 

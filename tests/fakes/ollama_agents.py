@@ -11,6 +11,9 @@ searcher-mixed     in one turn calls web_search AND the client's get_weather; af
                    result it answers "Weather and news: done"
 fetcher            calls fetch_url {"url": <first URL in the last user text>}, then answers with the
                    page's first line that is not a marker
+coder              a reasoning coding agent (Codex-style loop): thinks "I should list the files.", calls
+                   shell {"command": ["ls"]}; once the result is in, thinks "The listing is in." and
+                   answers "Files: <result>"; with no tool named shell it answers "No shell."
 =================  ==============================================================================
 """
 
@@ -69,4 +72,12 @@ def steps(scenario: str, messages: list[dict[str, Any]], tools: list[dict[str, A
             return [("content", "Page says: " + (lines[-1].strip() if lines else ""))]
         url = next(iter(URL.findall(_last_user(messages))), "")
         return [("tools", [_call("fetch_url", {"url": url})])]
+    if scenario == "coder":
+        if results:
+            return [("thinking", "The listing is in."), ("content", "Files: "),
+                    ("content", results[-1].get("content") or "")]
+        if "shell" in names:
+            return [("thinking", "I should list"), ("thinking", " the files."),
+                    ("tools", [_call("shell", {"command": ["ls"]})])]
+        return [("content", "No shell.")]
     return None

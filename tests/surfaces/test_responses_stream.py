@@ -18,7 +18,7 @@ from litegate.errors import RateLimited, StreamInterrupted, UpstreamError
 from litegate.surfaces.responses import ResponsesWriter, decode_reasoning, decode_request, to_chat, to_response
 from litegate.wire import (
     Annotation, ChatCompletion, Choice, Citations, Finish, OutFunction, OutMessage, OutToolCall, ReasoningDelta,
-    Started, TextDelta, ToolCallDelta, UrlCitation, Usage, UsageEvent,
+    ServerToolCall, ServerToolResult, Started, TextDelta, ToolCallDelta, UrlCitation, Usage, UsageEvent,
 )
 
 EVENT_SCHEMAS = {
@@ -316,3 +316,36 @@ def test_a_whole_reply_cut_by_length_is_incomplete():
     completion = ChatCompletion("c", 0, "m", [Choice(OutMessage(content="Once"), "length")])
     resp = to_response(completion, inbound())
     assert resp["status"] == "incomplete" and resp["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+# ---------------------------------------------------------------- litegate's own web search
+SEARCHED = [Started(), ServerToolCall("call_s1", "web_search", '{"query":"oslo weather"}'),
+            ServerToolCall("call_s2", "fetch_url", '{"url":"https://example.com/a"}'),
+            ServerToolResult("call_s1", "web_search", [{"url": "https://example.com/a", "title": "A", "snippet": "4 C"}]),
+            ServerToolResult("call_s2", "fetch_url", error="timed out"),
+            TextDelta("It is 4 C."),
+            Citations([Annotation(UrlCitation(url="https://example.com/a", title="A", start_index=0, end_index=10))]),
+            UsageEvent(Usage.of(30, 5)), Finish("stop")]
+
+
+def test_server_side_search_is_reported_as_web_search_call_items(openai_schema):
+    """Searches litegate runs appear as web_search_call items (in_progress, searching, completed), a page
+    fetch as an open_page action, a failed one as status failed; never as a function call."""
+    got, _ = run(SEARCHED, include=["web_search_call.action.sources"])
+    check(got, openai_schema)
+    search, fetch, message = got[-1]["response"]["output"]
+    assert search["type"] == fetch["type"] == "web_search_call"
+    assert search["status"] == "completed"
+    assert search["action"] == {"type": "search", "query": "oslo weather", "queries": ["oslo weather"],
+                                "sources": [{"type": "url", "url": "https://example.com/a"}]}
+    assert fetch["status"] == "failed" and fetch["action"] == {"type": "open_page", "url": "https://example.com/a"}
+    assert message["content"][0]["annotations"][0]["url"] == "https://example.com/a"
+    assert "function_call" not in json.dumps(got)
+    assert types(got)[2:6] == ["output_item.added", "web_search_call.in_progress", "web_search_call.searching",
+                               "output_item.added"]
+
+
+def test_search_sources_only_when_included():
+    """action.sources is listed only when include asks for web_search_call.action.sources."""
+    got, _ = run(SEARCHED)
+    assert "sources" not in got[-1]["response"]["output"][0]["action"]

@@ -8,13 +8,16 @@ the first byte use OpenAI's error JSON, the same envelope as chat.
 
 from __future__ import annotations
 
-from ...errors import GatewayError
-from ..base import Surface, decode
-from .items import ToolKind, decode_reasoning, encode_reasoning, is_codex, new_id
-from .reply import to_response
-from .request import Inbound, to_chat
-from .stream import ResponsesWriter
-from .types import CreateResponse, InputItem, create_response_decoder, input_items_decoder
+from litegate.errors import GatewayError
+from litegate.surfaces.base import Surface, decode
+from litegate.surfaces.responses.items import (
+    ToolKind, conversation, decode_reasoning, encode_reasoning, is_codex, new_id,
+)
+from litegate.surfaces.responses.native import NativeWriter, usage_of
+from litegate.surfaces.responses.reply import to_response
+from litegate.surfaces.responses.request import Inbound, to_chat
+from litegate.surfaces.responses.stream import ResponsesWriter
+from litegate.surfaces.responses.types import CreateResponse, InputItem, create_response_decoder, input_items_decoder
 
 
 def render_error(err: GatewayError) -> tuple[int, bytes]:
@@ -28,6 +31,7 @@ def decode_request(raw: bytes) -> CreateResponse:
 
 SURFACE = Surface("responses", render_error)
 
-__all__ = ["SURFACE", "CreateResponse", "Inbound", "InputItem", "ResponsesWriter", "ToolKind", "decode_reasoning",
+__all__ = ["SURFACE", "CreateResponse", "Inbound", "InputItem", "NativeWriter", "ResponsesWriter", "ToolKind",
+           "conversation", "decode_reasoning", "usage_of",
            "decode_request", "encode_reasoning", "input_items_decoder", "is_codex", "new_id", "render_error", "to_chat",
            "to_response"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from ...errors import GatewayError
-from ...wire import Usage
+from litegate.errors import GatewayError
+from litegate.wire import Usage
 
 REASONING_TOKEN_PREFIX = "lg1."
 
@@ -53,6 +53,19 @@ class ToolKind:
     kind: str  # "function" | "custom" | "local_shell"
     name: str  # the client's own name (without namespace)
     namespace: str | None = None
+
+
+def conversation(items: list, output: list[dict]) -> list:
+    """What a stored response hands its follow-up (previous_response_id): the request's input items,
+    then the output items, with each reasoning item's token filled in so the thoughts carry over even
+    when the client did not ask for encrypted_content."""
+    out = list(items)
+    for item in output:
+        if item.get("type") == "reasoning" and not item.get("encrypted_content"):
+            text = "".join(s.get("text", "") for s in item.get("summary") or ())
+            item = {**item, "encrypted_content": encode_reasoning(text)} if text else item
+        out.append(item)
+    return out
 
 
 def is_codex(headers: Mapping[str, str]) -> bool:

@@ -10,9 +10,9 @@ from typing import Any
 
 from msgspec import UNSET
 
-from ...wire import ChatCompletion, Citations, Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageEvent
-from .request import Inbound
-from .stream import ResponsesWriter
+from litegate.wire import ChatCompletion, Citations, Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageEvent
+from litegate.surfaces.responses.request import Inbound
+from litegate.surfaces.responses.stream import ResponsesWriter
 
 
 def to_response(completion: ChatCompletion, inbound: Inbound, *, response_id: str | None = None,

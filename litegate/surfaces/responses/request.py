@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 
-from ...errors import BadRequest
-from ...wire import (
+from litegate.errors import BadRequest
+from litegate.wire import (
     ChatRequest, ContentPart, FunctionCall, FunctionDef, ImageURL, JsonSchemaFormat, Message, NamedToolChoice,
     ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoiceFunction,
 )
-from .items import ToolKind, decode_reasoning
-from .types import CreateResponse, InputItem, Part
+from litegate.surfaces.responses.items import ToolKind, decode_reasoning
+from litegate.surfaces.responses.types import CreateResponse, InputItem, Part
 
 _EMPTY_OBJECT = {"type": "object", "properties": {}}
 _CUSTOM_INPUT = {"type": "object", "properties": {"input": {"type": "string", "description": "The tool's input, as free text."}},

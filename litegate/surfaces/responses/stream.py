@@ -23,11 +23,14 @@ from typing import Any
 
 import orjson
 
-from ... import wire
-from ...errors import GatewayError
-from ...wire import Citations, Finish, ReasoningDelta, Started, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
-from .items import ToolKind, encode_reasoning, failure, new_id, usage_json
-from .request import Inbound
+from litegate import wire
+from litegate.errors import GatewayError
+from litegate.wire import (
+    Citations, Finish, ReasoningDelta, ServerToolCall, ServerToolResult, StreamEvent, TextDelta, ToolCallDelta, Usage,
+    UsageEvent,
+)
+from litegate.surfaces.responses.items import ToolKind, encode_reasoning, failure, new_id, usage_json
+from litegate.surfaces.responses.request import Inbound
 
 _encode = wire.encoder.encode
 _FUNCTION = ToolKind("function", "")
@@ -97,9 +100,9 @@ class ResponsesWriter:
                 self.finish_reason = ev.reason
         elif t is Citations:
             self._citations(ev)
-        elif t is _SERVER_CALL:
+        elif t is ServerToolCall:
             self._server_call(ev)
-        elif t is _SERVER_RESULT:
+        elif t is ServerToolResult:
             self._server_result(ev)
         # Started: the response already began above.
         return self._take()
@@ -328,7 +331,7 @@ class ResponsesWriter:
             item.annotations.append(note)
 
     # ------------------------------------------------------------ server-side tools (web search)
-    def _server_call(self, ev: Any) -> None:
+    def _server_call(self, ev: ServerToolCall) -> None:
         if ev.id in self.searches:
             return
         self._close()
@@ -348,7 +351,7 @@ class ResponsesWriter:
         self._emit("response.web_search_call.in_progress", where)
         self._emit("response.web_search_call.searching", where)
 
-    def _server_result(self, ev: Any) -> None:
+    def _server_result(self, ev: ServerToolResult) -> None:
         self._server_result_of(ev.id, ev.results or [], ev.error)
 
     def _server_result_of(self, call_id: str, results: list, error: str | None) -> None:
@@ -386,7 +389,3 @@ _TEXT_HEAD = _head("response.output_text.delta")
 _TEXT_TAIL = b',"logprobs":[]}\n\n'
 _REASONING_HEAD = _head("response.reasoning_summary_text.delta")
 _ARGS_HEAD = _head("response.function_call_arguments.delta")
-# The events the server-side tool loop adds (wire.ServerToolCall / ServerToolResult); absent
-# from an older wire, then no event is of that type.
-_SERVER_CALL = getattr(wire, "ServerToolCall", None)
-_SERVER_RESULT = getattr(wire, "ServerToolResult", None)
