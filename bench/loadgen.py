@@ -112,10 +112,11 @@ class Conn(asyncio.Protocol):
             if n and not r.first:
                 r.first = perf()
             r.events += n
-            if b"[DONE]" in payload or b'"done":true' in payload or b'"type":"message_stop"' in payload:
+            if (b"[DONE]" in payload or b'"done":true' in payload or b'"type":"message_stop"' in payload
+                    or b'"type":"response.completed"' in payload):
                 r.done = True
-            if b'"error"' in payload:
-                r.error = True
+            if b'"error":{' in payload or b'"error": {' in payload or b'"type":"response.failed"' in payload:
+                r.error = True  # a Responses event's `"error":null` is no error
         if pos:
             del buf[:pos]
 

@@ -78,6 +78,12 @@ def targets(systems: dict) -> list[dict]:
                          None if v is None else v >= T["generator_rps"], " req/s"))
     out += face_targets(lg)
     out += anthropic_face_targets(lg)
+    for mode in ("nonstream", "stream"):
+        chat = _get(lg, "responses_face", "chat", mode, "cpu_ms_per_req")
+        resp = _get(lg, "responses_face", "responses", mode, "cpu_ms_per_req")
+        v = round(resp / chat, 3) if chat and resp else None
+        out.append(_line(f"/v1/responses vs /v1/chat/completions: CPU per request, {mode} c=16",
+                         f"≤ {T['face_cost']:.2f}x", v, None if v is None else v <= T["face_cost"], "x"))
     v = _get(lg, "memory_flat", "delta_mb")
     n = _get(lg, "memory_flat", "requests")
     out.append(_line(f"litegate memory flat after {n or 0:,} requests", f"≤ {T['flat_mb']} MB growth", v,
@@ -167,6 +173,15 @@ ROUTE_ROWS = [
     ("slow streams: peak RSS (MB)", ("streams", "{r}", "rss_peak_mb")),
     ("slow streams: errors", ("streams", "{r}", "errors")),
 ]
+FACE_ROWS = [  # litegate only: the same answers through each face (OpenAI route, c=16)
+    ("/v1/chat/completions non-streaming: CPU per request (ms)", ("responses_face", "chat", "nonstream", "cpu_ms_per_req")),
+    ("/v1/responses non-streaming: CPU per request (ms)", ("responses_face", "responses", "nonstream", "cpu_ms_per_req")),
+    ("/v1/chat/completions streaming: CPU per request (ms)", ("responses_face", "chat", "stream", "cpu_ms_per_req")),
+    ("/v1/responses streaming: CPU per request (ms)", ("responses_face", "responses", "stream", "cpu_ms_per_req")),
+    ("/v1/responses non-streaming req/s", ("responses_face", "responses", "nonstream", "rps")),
+    ("/v1/responses errors (non-streaming / streaming)",
+     ("responses_face", "responses", ("nonstream", "stream"), "errors")),
+]
 TAIL_ROWS = [
     ("memory flat: requests sent", ("memory_flat", "requests")),
     ("memory flat: RSS after warm-up (MB)", ("memory_flat", "rss_after_warmup_mb")),
@@ -249,6 +264,8 @@ def markdown(report: dict) -> str:
     for r in ROUTES:
         lines.append(f"| **{r} route** | | | | | |")
         lines += [row(label, path, r) for label, path in ROUTE_ROWS]
+    lines.append("| **Responses face (OpenAI route)** | | | | | |")
+    lines += [row(label, path) for label, path in FACE_ROWS]
     lines.append("| **both routes** | | | | | |")
     lines += [row(label, path) for label, path in TAIL_ROWS]
     lines += shared_state.markdown(report.get("shared_state"))

@@ -58,6 +58,12 @@ class Target:
     def gateway(self) -> bool:
         return self.name != "direct"
 
+    def responses_payload(self, stream: bool = False) -> bytes:
+        """The same question on litegate's Responses face (store: false, as Codex sends it)."""
+        body = {"model": "bench-openai", "input": PROMPT[0]["content"], "stream": stream, "max_output_tokens": 32,
+                "store": False}
+        return loadgen.request_bytes(self.host, self.port, "/v1/responses", body)
+
     def payload(self, route: str, stream: bool = False, slow: bool = False, face: str = "openai") -> bytes:
         """A chat request for `route`'s backend; `face="ollama"` / `"anthropic"` asks litegate in that API."""
         if self.gateway:
@@ -239,10 +245,24 @@ async def anthropic_face(t: Target, scale: Scale) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- the Responses face
+async def responses_face(t: Target, scale: Scale) -> dict:
+    """litegate's /v1/responses beside its /v1/chat/completions (OpenAI route, c=16), measured back to back:
+    the Responses face's cost is its CPU per request over chat's. Only litegate has this face."""
+    if t.name != "litegate":
+        return {"skipped": "only litegate serves the Responses API here"}
+    out = {}
+    for face, payload in (("chat", t.payload), ("responses", lambda route, stream: t.responses_payload(stream))):
+        out[face] = {"nonstream": await _measured(t, payload("openai", False), 16, scale),
+                     "stream": await _measured(t, payload("openai", True), 16, scale, stream=True)}
+    return out
+
+
 Step = Callable[[Target, Scale], Awaitable[dict]]
 STEPS: list[tuple[str, Step]] = [("latency_c1", latency_c1), ("throughput", throughput),
                                  ("ollama_face", ollama_face), ("anthropic_face", anthropic_face),
-                                 ("memory_flat", memory_flat), ("streams", held_streams)]
+                                 ("responses_face", responses_face), ("memory_flat", memory_flat),
+                                 ("streams", held_streams)]
 
 
 async def run_all(t: Target, scale: Scale, log: Callable[[str], None], skip: tuple[str, ...] = ()) -> dict:

@@ -52,6 +52,10 @@ def test_tiny_run_writes_every_section(tiny_run):
         runs = lg["anthropic_face"][route]
         assert {"v1_c16", "messages_c16", "v1_stream_c16", "messages_stream_c16"} <= set(runs)
         assert runs["messages_c16"]["errors"] == 0 and runs["messages_stream_c16"]["errors"] == 0
+    for face in ("chat", "responses"):  # the Responses face beside chat, same backend, none failing
+        runs = lg["responses_face"][face]
+        assert {"nonstream", "stream"} <= set(runs) and "cpu_ms_per_req" in runs["nonstream"]
+        assert runs["nonstream"]["errors"] == 0 and runs["stream"]["errors"] == 0
 
 
 def test_every_target_line_has_a_verdict(tiny_run):
