@@ -46,7 +46,6 @@ class Inbound:
     chat: ChatRequest
     tools: dict[str, ToolKind]  # chat function name -> how the client declared it
     echo: dict[str, Any]  # request settings every Response object repeats
-    items: list[InputItem]  # the whole input as items (stored for previous_response_id)
     encrypted_reasoning: bool  # include has reasoning.encrypted_content
     search_sources: bool  # include has web_search_call.action.sources
     web_search: bool  # a web_search tool was declared
@@ -61,6 +60,30 @@ def to_chat(body: CreateResponse, prior: Sequence[InputItem] = ()) -> Inbound:
     if body.conversation is not None:
         raise BadRequest("conversation: conversation objects are not kept by litegate; use previous_response_id "
                          "or send the history in input", param="conversation")
+    if isinstance(body.input, str) and not prior:  # the plain question: no history to rebuild
+        messages = [Message("system", body.instructions)] if body.instructions else []
+        messages.append(Message("user", body.input))
+        chars = len(body.input) + len(body.instructions or "")
+    else:
+        messages, chars = _messages(body, prior)
+    functions, kinds, web = _tools(body.tools or [])
+    tool_choice, functions = _tool_choice(body.tool_choice, functions, kinds)
+    include = set(body.include or ())
+    chat = ChatRequest(
+        model=body.model, messages=messages, stream=body.stream,
+        stream_options=StreamOptions(include_usage=True) if body.stream else None,
+        max_completion_tokens=body.max_output_tokens, temperature=body.temperature, top_p=body.top_p,
+        user=body.user, safety_identifier=body.safety_identifier, tools=functions or None,
+        tool_choice=tool_choice if functions else None,
+        parallel_tool_calls=body.parallel_tool_calls if functions else None,
+        response_format=_format(body), reasoning_effort=_effort(body),
+        prompt_cache_key=body.prompt_cache_key, verbosity=body.text.verbosity if body.text else None,
+        web_search_options={} if web else None)
+    return Inbound(chat, kinds, _echo(body), "reasoning.encrypted_content" in include,
+                   "web_search_call.action.sources" in include, web, chars // 4)
+
+
+def _messages(body: CreateResponse, prior: Sequence[InputItem]) -> tuple[list[Message], int]:
     items = list(prior)
     if isinstance(body.input, str):
         items.append(InputItem(type="message", role="user", content=body.input))
@@ -74,21 +97,7 @@ def to_chat(body: CreateResponse, prior: Sequence[InputItem] = ()) -> Inbound:
     messages = history.done()
     if not any(m.role != "system" for m in messages):
         raise BadRequest("input: send a string or at least one input item", param="input")
-    functions, kinds, web = _tools(body.tools or [])
-    tool_choice, functions = _tool_choice(body.tool_choice, functions, kinds)
-    include = set(body.include or ())
-    chat = ChatRequest(
-        model=body.model, messages=messages, stream=body.stream,
-        stream_options=StreamOptions(include_usage=True) if body.stream else None,
-        max_completion_tokens=body.max_output_tokens, temperature=body.temperature, top_p=body.top_p,
-        user=body.user, safety_identifier=body.safety_identifier, tools=functions or None,
-        tool_choice=tool_choice if functions or isinstance(tool_choice, str) else None,
-        parallel_tool_calls=body.parallel_tool_calls if functions else None,
-        response_format=_format(body), reasoning_effort=_effort(body),
-        prompt_cache_key=body.prompt_cache_key, verbosity=body.text.verbosity if body.text else None,
-        web_search_options={} if web else None)
-    return Inbound(chat, kinds, _echo(body), items, "reasoning.encrypted_content" in include,
-                   "web_search_call.action.sources" in include, web, history.chars // 4)
+    return messages, history.chars
 
 
 # ---------------------------------------------------------------- input items -> messages

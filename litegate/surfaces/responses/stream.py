@@ -19,9 +19,8 @@ the same events and takes `final`, the whole Response object.
 from __future__ import annotations
 
 import time
+from types import MappingProxyType
 from typing import Any
-
-import orjson
 
 from litegate import wire
 from litegate.errors import GatewayError
@@ -29,7 +28,10 @@ from litegate.wire import (
     Citations, Finish, ReasoningDelta, ServerToolCall, ServerToolResult, StreamEvent, TextDelta, ToolCallDelta, Usage,
     UsageEvent,
 )
-from litegate.surfaces.responses.items import ToolKind, encode_reasoning, failure, new_id, usage_json
+from litegate.surfaces.responses.items import ToolKind, failure, new_id, usage_json
+from litegate.surfaces.responses.output import (
+    call_item, citation, cut_reason, json_object, message_item, reasoning_item, response_object,
+)
 from litegate.surfaces.responses.request import Inbound
 
 _encode = wire.encoder.encode
@@ -41,10 +43,10 @@ class _Item:
 
     __slots__ = ("kind", "index", "id", "parts", "mid", "tool_index", "call_id", "name", "tool", "annotations")
 
-    def __init__(self, kind: str, index: int, prefix: str) -> None:
+    def __init__(self, kind: str, index: int, item_id: str) -> None:
         self.kind = kind  # "reasoning" | "message" | "call"
         self.index = index
-        self.id = new_id(prefix)
+        self.id = item_id
         self.parts: list[str] = []
         self.mid = b""  # pre-encoded fields of this item's delta events (hot path)
         self.tool_index = -1
@@ -64,6 +66,7 @@ class ResponsesWriter:
                  cut_as_completed: bool = False, frames: bool = True) -> None:
         self.inbound = inbound
         self.id = response_id or new_id("resp")
+        self.tag = self.id.partition("_")[2] or self.id  # item ids are <kind>_<tag>_<index>: one random draw
         self.created_at = created_at or int(time.time())
         self.cut_as_completed = cut_as_completed
         self.frames = frames
@@ -110,8 +113,7 @@ class ResponsesWriter:
     def finish(self) -> list[bytes]:
         if not self.started:
             self._start()
-        reason = self.finish_reason
-        cut = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(reason or "")
+        cut = cut_reason(self.finish_reason)
         self._close("incomplete" if cut else "completed")
         self._drain_queue()
         for call_id in list(self.searches):
@@ -141,9 +143,9 @@ class ResponsesWriter:
     def _emit(self, kind: str, fields: dict[str, Any]) -> None:
         seq = self.seq
         self.seq += 1
-        if self.frames:
-            payload = _encode({"type": kind, "sequence_number": seq, **fields})
-            self.out.append(b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n")
+        if self.frames:  # `fields` spliced in after type and sequence_number, without merging dicts
+            head = _HEADS.get(kind) or _head(kind)
+            self.out.append(head + str(seq).encode() + b"," + _encode(fields)[1:] + b"\n\n")
 
     def _delta(self, head: bytes, item: _Item, text: str, tail: bytes = b"}\n\n") -> None:
         """A delta event from pre-encoded pieces: the per-token path of every stream."""
@@ -154,22 +156,23 @@ class ResponsesWriter:
 
     def _response(self, status: str, usage: dict | None, *, error: dict | None = None,
                   incomplete: dict | None = None, completed_at: int | None = None) -> dict[str, Any]:
-        body = {"id": self.id, "object": "response", "created_at": self.created_at, "status": status,
-                "background": False, "completed_at": completed_at, "error": error, "incomplete_details": incomplete,
-                **self.inbound.echo, "output": [i for i in self.items if i is not None]}
-        if usage is not None:  # the spec's usage is an object or absent, never null
-            body["usage"] = usage
-        return body
+        return response_object(self.id, self.created_at, status, self.inbound.echo,
+                               [i for i in self.items if i is not None], usage, error=error, incomplete=incomplete,
+                               completed_at=completed_at)
 
     def _start(self) -> None:
         self.started = True
-        shell = self._response("in_progress", None)
-        self._emit("response.created", {"response": shell})
-        self._emit("response.in_progress", {"response": shell})
+        self.seq += 2
+        if self.frames:  # the same shell twice: encoded once
+            shell = b',"response":' + _encode(self._response("in_progress", None)) + b"}\n\n"
+            self.out += [_HEADS["response.created"] + b"0" + shell, _HEADS["response.in_progress"] + b"1" + shell]
 
     # ------------------------------------------------------------ items
+    def _item_id(self, prefix: str, index: int) -> str:
+        return f"{prefix}_{self.tag}_{index}"
+
     def _open(self, kind: str, prefix: str) -> _Item:
-        item = _Item(kind, len(self.items), prefix)
+        item = _Item(kind, len(self.items), self._item_id(prefix, len(self.items)))
         self.items.append(None)
         self.open = item
         return item
@@ -228,17 +231,10 @@ class ResponsesWriter:
         item.name = ev.name or ""
         item.tool = self.inbound.tools.get(item.name) or ToolKind("function", item.name)
         if item.tool.kind == "function":  # custom and local_shell calls are reported whole at close
-            self._emit("response.output_item.added",
-                       {"output_index": item.index, "item": self._call_body(item, "in_progress", "")})
+            self._emit("response.output_item.added", {"output_index": item.index, "item": call_item(
+                item.id, item.call_id, item.name, "", item.tool, "in_progress")})
             item.mid = _mid({"item_id": item.id, "output_index": item.index})
         return item
-
-    def _call_body(self, item: _Item, status: str, arguments: str) -> dict[str, Any]:
-        body = {"id": item.id, "type": "function_call", "status": status, "arguments": arguments,
-                "call_id": item.call_id, "name": item.tool.name or item.name}
-        if item.tool.namespace:
-            body["namespace"] = item.tool.namespace
-        return body
 
     def _close(self, status: str = "completed") -> None:
         item = self.open
@@ -248,60 +244,37 @@ class ResponsesWriter:
         text = "".join(item.parts)
         if item.kind == "message":
             where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
-            part = {"type": "output_text", "text": text, "annotations": item.annotations, "logprobs": []}
+            body = message_item(item.id, text, item.annotations, status)
             self._emit("response.output_text.done", {**where, "text": text, "logprobs": []})
-            self._emit("response.content_part.done", {**where, "part": part})
-            self._done(item, {"id": item.id, "type": "message", "status": status, "role": "assistant",
-                              "content": [part]})
+            self._emit("response.content_part.done", {**where, "part": body["content"][0]})
+            self._done(item, body)
         elif item.kind == "reasoning":
             where = {"item_id": item.id, "output_index": item.index, "summary_index": 0}
             self._emit("response.reasoning_summary_text.done", {**where, "text": text})
             self._emit("response.reasoning_summary_part.done", {**where, "part": {"type": "summary_text", "text": text}})
-            body: dict[str, Any] = {"id": item.id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
-            if self.inbound.encrypted_reasoning:
-                body["encrypted_content"] = encode_reasoning(text)
-            self._done(item, body)
+            self._done(item, reasoning_item(item.id, text, self.inbound.encrypted_reasoning))
         else:
             self.closed_calls.add(item.tool_index)
             self._close_call(item, text or "{}", status)
             self._drain_queue()
 
     def _close_call(self, item: _Item, arguments: str, status: str) -> None:
-        kind = item.tool.kind
-        parsed = _json_object(arguments) if kind != "function" else None
-        if kind == "custom" and parsed is not None:
-            value = parsed.get("input")
-            text = value if isinstance(value, str) else arguments
-            body = {"id": item.id, "type": "custom_tool_call", "call_id": item.call_id, "name": item.tool.name,
-                    "input": ""}
-            if item.tool.namespace:
-                body["namespace"] = item.tool.namespace
-            where = {"item_id": item.id, "output_index": item.index}
-            self._emit("response.output_item.added", {"output_index": item.index, "item": body})
-            self._emit("response.custom_tool_call_input.delta", {**where, "delta": text})
-            self._emit("response.custom_tool_call_input.done", {**where, "input": text})
-            self._done(item, {**body, "input": text})
-            return
-        command = parsed.get("command") if parsed is not None else None
-        if kind == "local_shell" and isinstance(command, list) and all(isinstance(c, str) for c in command):
-            action: dict[str, Any] = {"type": "exec", "command": command, "env": {}}
-            if isinstance(parsed.get("workdir"), str):
-                action["working_directory"] = parsed["workdir"]
-            if isinstance(parsed.get("timeout_ms"), int):
-                action["timeout_ms"] = parsed["timeout_ms"]
-            body = {"id": item.id, "type": "local_shell_call", "call_id": item.call_id, "status": "in_progress",
-                    "action": action}
-            self._emit("response.output_item.added", {"output_index": item.index, "item": body})
-            self._done(item, {**body, "status": status})
-            return
-        if kind != "function":  # unreadable arguments for an emulated tool: report the plain call
-            item.tool = ToolKind("function", item.name)
-            self._emit("response.output_item.added",
-                       {"output_index": item.index, "item": self._call_body(item, "in_progress", "")})
-        self._emit("response.function_call_arguments.done",
-                   {"item_id": item.id, "output_index": item.index, "name": item.tool.name or item.name,
-                    "arguments": arguments})
-        self._done(item, self._call_body(item, status, arguments))
+        body = call_item(item.id, item.call_id, item.name, arguments, item.tool, status)
+        where = {"item_id": item.id, "output_index": item.index}
+        kind = body["type"]
+        if kind == "custom_tool_call":  # its input is known only now: reported whole
+            self._emit("response.output_item.added", {"output_index": item.index, "item": {**body, "input": ""}})
+            self._emit("response.custom_tool_call_input.delta", {**where, "delta": body["input"]})
+            self._emit("response.custom_tool_call_input.done", {**where, "input": body["input"]})
+        elif kind == "local_shell_call":
+            self._emit("response.output_item.added", {"output_index": item.index,
+                                                      "item": {**body, "status": "in_progress"}})
+        else:
+            if item.tool.kind != "function":  # an emulated tool's call that fell back: not announced yet
+                self._emit("response.output_item.added", {"output_index": item.index,
+                                                          "item": {**body, "status": "in_progress", "arguments": ""}})
+            self._emit("response.function_call_arguments.done", {**where, "name": body["name"], "arguments": arguments})
+        self._done(item, body)
 
     def _drain_queue(self) -> None:
         """Report the calls that waited, each whole, in index order."""
@@ -322,9 +295,7 @@ class ResponsesWriter:
         if item is None or item.kind != "message":
             return  # the text they cite is already reported whole
         for a in ev.annotations:
-            c = a.url_citation
-            note = {"type": "url_citation", "url": c.url, "title": c.title or c.url,
-                    "start_index": c.start_index, "end_index": c.end_index}
+            note = citation(a)
             self._emit("response.output_text.annotation.added",
                        {"item_id": item.id, "output_index": item.index, "content_index": 0,
                         "annotation_index": len(item.annotations), "annotation": note})
@@ -336,7 +307,7 @@ class ResponsesWriter:
             return
         self._close()
         self._drain_queue()
-        args = _json_object(ev.arguments) or {}
+        args = json_object(ev.arguments) or {}
         if ev.name == "web_search":
             query = str(args.get("query") or "")
             action: dict[str, Any] = {"type": "search", "query": query, "queries": [query]}
@@ -344,7 +315,7 @@ class ResponsesWriter:
             action = {"type": "open_page", "url": args.get("url") if isinstance(args.get("url"), str) else None}
         index = len(self.items)
         self.items.append(None)
-        item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress", "action": action}
+        item = {"id": self._item_id("ws", index), "type": "web_search_call", "status": "in_progress", "action": action}
         self.searches[ev.id] = (index, item)
         where = {"item_id": item["id"], "output_index": index}
         self._emit("response.output_item.added", {"output_index": index, "item": item})
@@ -368,14 +339,6 @@ class ResponsesWriter:
         self._emit("response.output_item.done", {"output_index": index, "item": done})
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(text or "{}")
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _mid(where: dict[str, Any]) -> bytes:
     """`,"item_id":...,"delta":` - the fields between an event's sequence_number and its delta."""
     return b"," + _encode(where)[1:-1] + b',"delta":'
@@ -385,6 +348,15 @@ def _head(kind: str) -> bytes:
     return b'event: ' + kind.encode() + b'\ndata: {"type":"' + kind.encode() + b'","sequence_number":'
 
 
+_HEADS = MappingProxyType({kind: _head(kind) for kind in (
+    "response.created", "response.in_progress", "response.completed", "response.incomplete", "response.failed",
+    "response.output_item.added", "response.output_item.done", "response.content_part.added",
+    "response.content_part.done", "response.output_text.done", "response.output_text.annotation.added",
+    "response.reasoning_summary_part.added", "response.reasoning_summary_part.done",
+    "response.reasoning_summary_text.done", "response.function_call_arguments.done",
+    "response.custom_tool_call_input.delta", "response.custom_tool_call_input.done",
+    "response.web_search_call.in_progress", "response.web_search_call.searching",
+    "response.web_search_call.completed")})
 _TEXT_HEAD = _head("response.output_text.delta")
 _TEXT_TAIL = b',"logprobs":[]}\n\n'
 _REASONING_HEAD = _head("response.reasoning_summary_text.delta")
