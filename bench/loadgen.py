@@ -115,8 +115,9 @@ class Conn(asyncio.Protocol):
             if (b"[DONE]" in payload or b'"done":true' in payload or b'"type":"message_stop"' in payload
                     or b'"type":"response.completed"' in payload):
                 r.done = True
-            if b'"error":{' in payload or b'"error": {' in payload or b'"type":"response.failed"' in payload:
-                r.error = True  # a Responses event's `"error":null` is no error
+            if (b'"error":{' in payload or b'"error":"' in payload or b'"error": ' in payload and b'"error": null' not in payload
+                    or b'"type":"response.failed"' in payload):
+                r.error = True  # an error object (OpenAI) or string (Ollama); a Responses `"error":null` is none
         if pos:
             del buf[:pos]
 
