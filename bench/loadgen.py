@@ -32,6 +32,9 @@ class Reply:
         self.body = b""
 
 
+_ERROR_MARKERS = (b'"error":{', b'"error": {', b'"error":"', b'"error": "', b'"type":"response.failed"')
+
+
 class Conn(asyncio.Protocol):
     """One keep-alive connection; `request()` sends prebuilt bytes and resolves with a Reply."""
 
@@ -115,9 +118,9 @@ class Conn(asyncio.Protocol):
             if (b"[DONE]" in payload or b'"done":true' in payload or b'"type":"message_stop"' in payload
                     or b'"type":"response.completed"' in payload):
                 r.done = True
-            if (b'"error":{' in payload or b'"error":"' in payload or b'"error": ' in payload and b'"error": null' not in payload
-                    or b'"type":"response.failed"' in payload):
-                r.error = True  # an error object (OpenAI) or string (Ollama); a Responses `"error":null` is none
+            # an error object (OpenAI, Anthropic) or string (Ollama); a Responses event's "error":null is none
+            if any(marker in payload for marker in _ERROR_MARKERS):
+                r.error = True
         if pos:
             del buf[:pos]
 
