@@ -197,3 +197,27 @@ async def test_admin_delete_and_copy_reach_ollama(ollama, gateway):
     missing = await client.post("/api/pull", json={"model": "missing-model", "stream": False},
                                 headers=bearer("sk-admin"))
     assert missing.status == 404 and "file does not exist" in (await missing.json())["error"]
+
+
+async def test_copilot_chats_on_v1_with_the_tagged_names_it_listed(ollama, gateway):
+    """Copilot's Ollama provider lists /api/tags (`llama:latest`) and then chats through
+    /v1/chat/completions on the same address with that name: it reaches `llama`, directly."""
+    client = await gateway(ollama_config(ollama))
+    resp = await client.post("/v1/chat/completions", json={"model": "llama:latest", "messages": HI})
+    assert resp.status == 200 and resp.headers["x-litegate-route"] == "direct"
+    assert (await resp.json())["choices"][0]["message"]["content"] == "Hello from llama3.1:8b"
+    missing = await client.post("/v1/chat/completions", json={"model": "nope:latest", "messages": HI})
+    assert missing.status == 404 and "nope:latest" in (await missing.json())["error"]["message"]
+
+
+async def test_trusted_network_budget_survives_a_restart(ollama, gateway):
+    """A trusted network's daily budget is restored from the usage store at start, like a key's."""
+    trusted = [{"name": "tailnet", "networks": ["127.0.0.0/8"], "budget": {"tokens_per_day": 8}}]
+    doc = ollama_config(ollama, **keys(trusted_networks=trusted))
+    client = await gateway(doc, env=ENV)
+    assert (await client.post("/api/chat", json={"model": "llama", "messages": HI, "stream": False})).status == 200
+    await client.close()  # flushes the usage store: 2 + 3 tokens used today
+    doc["auth"]["trusted_networks"][0]["budget"] = {"tokens_per_day": 5}
+    again = await gateway(doc, env=ENV)
+    refused = await again.post("/api/chat", json={"model": "llama", "messages": HI, "stream": False})
+    assert refused.status == 429 and "tailnet" in (await refused.json())["error"]

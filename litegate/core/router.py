@@ -38,11 +38,18 @@ NO_STATE = DeploymentState()
 
 
 def resolve(cfg: Config, requested: str) -> tuple[str, str]:
-    """(model or route name, route label) for a client's `model`, or ModelNotFound naming it."""
-    name = cfg.resolve_name(requested)
+    """(model or route name, route label) for a client's `model`, or ModelNotFound naming it.
+
+    `name:latest` also means a configured `name`: Ollama clients list models with a tag (litegate's
+    Ollama face lists `gpt` as `gpt:latest`) and Copilot then chats with that name on /v1 too."""
+    asked = requested
+    name = cfg.resolve_name(asked)
+    if name not in cfg.groups() and name not in cfg.router.routes and asked.endswith(":latest"):
+        asked = asked[: -len(":latest")]
+        name = cfg.resolve_name(asked)
     if name not in cfg.groups() and name not in cfg.router.routes:
         raise ModelNotFound(f"The model '{requested}' does not exist on this gateway", param="model")
-    return name, ("direct" if name == requested else f"alias:{requested}")
+    return name, ("direct" if name == asked else f"alias:{asked}")
 
 
 def chain(cfg: Config, name: str, route: str) -> list[tuple[str, str]]:

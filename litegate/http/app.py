@@ -108,7 +108,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     services.search_cache = SearchCache(max_entries=2048, shared=team_store)
     if SESSIONS in app:
         app[SESSIONS].shared = team_store
-    budgets = any(k.budget != Budget() for k in cfg.auth.keys)
+    budgets = any(k.budget != Budget() for k in (*cfg.auth.keys, *cfg.auth.trusted_networks))
     if budgets and services.usage is not None and services.usage.available:
         await _restore_limits(services)  # only budgets need history; rate windows start empty
     await shared.start()  # never fails: an unreachable Redis means local counts until it is back
