@@ -224,3 +224,23 @@ async def test_legacy_embeddings(lg):
     """embeddings(): the older route's single vector."""
     r = await lg.embeddings(model="embed:latest", prompt="a b")
     assert list(r.embedding[:3]) == [0.3, 0.5, -0.25]
+
+
+async def test_server_side_web_search_through_the_ollama_face(ollama, aiohttp_server):
+    """A model with litegate's web_search answers an Ollama client from the web: the search runs in
+    litegate's tool loop, the client sees only the answer (no tool calls it never declared)."""
+    from tests.fakes import serper as fake_serper
+
+    serper = await aiohttp_server(fake_serper.make_app(api_key="serper-key"))
+    doc = {"models": [{"name": "search-llama", "provider": "ollama", "model": "searcher:latest",
+                       "api_base": base(ollama), "server_tools": ["web_search"]}],
+           "web_search": {"provider": "serper", "api_base": base(serper), "api_key_env": "SERPER_KEY"},
+           "router": {"num_retries": 0, "ollama_poll_s": 0}}
+    server = await aiohttp_server(create_app(ConfigHolder("t", from_dict(doc, env={"SERPER_KEY": "serper-key"}))))
+    client = ollama_sdk.AsyncClient(host=base(server))
+    whole = await client.chat(model="search-llama:latest", messages=[{"role": "user", "content": "chess olympiad"}])
+    assert "Answer: https://example.com/" in whole.message.content and not whole.message.tool_calls
+    parts = [p async for p in await client.chat(model="search-llama", stream=True,
+                                                messages=[{"role": "user", "content": "chess olympiad"}])]
+    assert "Answer: https://example.com/" in "".join(p.message.content for p in parts)
+    assert not any(p.message.tool_calls for p in parts) and parts[-1].done
