@@ -114,7 +114,7 @@ async def test_chat_passes_through_to_ollama_untouched(lg, ollama):
     r = await lg.chat(model="llama:latest", messages=HI, options={"temperature": 0.1, "mirostat": 2, "num_ctx": 4096},
                       keep_alive=-1, stream=False)
     assert r.message.content == "Hello from llama3.1:8b" and r.done and r.done_reason == "stop"
-    assert r.eval_count == 3
+    assert r.eval_count == 3 and r.model == "llama:latest"  # the name asked for, as every path answers
     body = sent(ollama, "/api/chat")[-1]
     assert body["model"] == "llama3.1:8b" and body["keep_alive"] == -1 and body["stream"] is False
     assert body["options"] == {"num_ctx": 4096, "temperature": 0.1, "mirostat": 2}
@@ -125,6 +125,7 @@ async def test_chat_stream_from_ollama(lg, ollama):
     parts = [p async for p in await lg.chat(model="llama", messages=HI, stream=True)]
     assert "".join(p.message.content for p in parts) == "Hello from llama3.1:8b"
     assert [p.done for p in parts][-1] is True and parts[-1].eval_count == 3
+    assert {p.model for p in parts} == {"llama"}
     assert sent(ollama, "/api/chat")[-1]["keep_alive"] == "30m"  # the deployment's, as the client sent none
 
 

@@ -2,7 +2,8 @@
 
 Each attempt of the plan decides for itself: an Ollama deployment gets the client's own body
 (only the model renamed; options, keep_alive, raw, template, suffix, context all kept) and its
-lines go back to the client untouched; any other provider gets the translated ChatRequest and its
+lines go back to the client as they came (only the model's name set back to the one the client
+asked for); any other provider gets the translated ChatRequest and its
 events are written by the face's writers. Retries, fallbacks, slots and cooldowns are the same
 attempt walk every face uses (core.attempts). Model management (/api/pull, ...) is relayed to an
 Ollama server for admin keys. Usage lands on the Call as on every other path.
@@ -66,23 +67,42 @@ def _builder(svc: Services, inbound: Inbound, req: ChatRequest):
     return build
 
 
-async def _lines(frames: AsyncIterator[bytes], d: Deployment) -> AsyncIterator[Native]:
-    """A real Ollama's stream as it came, its done line carrying the counts; an error line ends it."""
-    async for frame in frames:
-        if frame.startswith(b'{"error"'):
-            raise StreamInterrupted(f"Ollama error mid-stream: {orjson.loads(frame).get('error')}")
-        if b'"done":true' in frame or b'"done": true' in frame:
-            yield Native(frame, _usage(frame, d))
-            return
-        yield Native(frame)
-    raise StreamInterrupted(f"deployment {d.id}: Ollama stream ended before its done line")
+def _renamer(client_model: str, d: Deployment):
+    """Ollama names its own model first on every line; the client sees the name it asked for, as on
+    every other path. A byte splice on that known prefix, not a parse per line."""
+    theirs = b'{"model":' + orjson.dumps(d.model) + b","
+    ours = b'{"model":' + orjson.dumps(client_model) + b","
+    cut = len(theirs)
+
+    def rename(line: bytes) -> bytes:
+        return ours + line[cut:] if line.startswith(theirs) else line
+
+    return rename
+
+
+def _line_parser(client_model: str):
+    async def lines(frames: AsyncIterator[bytes], d: Deployment) -> AsyncIterator[Native]:
+        """A real Ollama's stream as it came, its done line carrying the counts; an error line ends it."""
+        rename = _renamer(client_model, d)
+        async for frame in frames:
+            if frame.startswith(b'{"error"'):
+                raise StreamInterrupted(f"Ollama error mid-stream: {orjson.loads(frame).get('error')}")
+            if b'"done":true' in frame or b'"done": true' in frame:
+                yield Native(rename(frame), _usage(frame, d))
+                return
+            yield Native(rename(frame))
+        raise StreamInterrupted(f"deployment {d.id}: Ollama stream ended before its done line")
+
+    return lines
 
 
 def events(svc: Services, call: Call, plan: Plan, inbound: Inbound, req: ChatRequest) -> AsyncIterator:
     """The answer streamed: Native lines from an Ollama model, StreamEvents from any other."""
 
+    native_lines = _line_parser(inbound.model)
+
     def parse(p: Provider):
-        return _lines if p.name == "ollama" else p.parse_chat_stream
+        return native_lines if p.name == "ollama" else p.parse_chat_stream
 
     async def run() -> AsyncIterator:
         async with AsyncExitStack() as stack:
@@ -106,7 +126,7 @@ async def whole(svc: Services, call: Call, plan: Plan, inbound: Inbound, req: Ch
     def parse(p: Provider, body: bytes, d: Deployment) -> bytes | ChatCompletion:
         if p.name == "ollama":
             call.usage = _usage(body, d)
-            return body
+            return _renamer(inbound.model, d)(body)
         result = p.parse_chat(body, d)
         for key, value in (result.memo or {}).items():
             svc.memo.put(key, value)
