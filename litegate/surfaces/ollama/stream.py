@@ -113,8 +113,16 @@ def error_line(err: GatewayError) -> bytes:
     return orjson.dumps({"error": err.message}) + b"\n"
 
 
+_CHAT_TEXT = b'","message":{"role":"assistant","content":'
+_CHAT_THINKING = b'","message":{"role":"assistant","content":"","thinking":'
+_CHAT_END = b'},"done":false}\n'
+_GEN_TEXT = b'","response":'
+_GEN_THINKING = b'","response":"","thinking":'
+_GEN_END = b',"done":false}\n'
+
+
 class _Writer:
-    __slots__ = ("model", "timing", "stamp", "usage", "finish_reason", "relayed_done")
+    __slots__ = ("model", "timing", "stamp", "usage", "finish_reason", "relayed_done", "head")
 
     media_type = MEDIA_TYPE
     keepalive = b""
@@ -126,6 +134,14 @@ class _Writer:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.relayed_done = False  # a real Ollama's done line went out: finish() adds nothing
+        # Text lines are most of a stream: they are spliced from bytes, not built and encoded as structs.
+        self.head = b'{"model":' + orjson.dumps(model) + b',"created_at":"'
+
+    def _spliced(self, middle: bytes, text: str, tail: bytes) -> bytes:
+        timing = self.timing
+        if timing.first is None:
+            timing.mark()
+        return self.head + self.stamp.raw() + middle + orjson.dumps(text) + tail
 
     def relay(self, ev: Native) -> list[bytes]:
         if ev.usage is not None:
@@ -153,11 +169,11 @@ class ChatStreamWriter(_Writer):
     def feed(self, ev: StreamEvent | Native) -> list[bytes]:
         kind = type(ev)
         if kind is TextDelta:
-            return [self._line(OutMessage(content=ev.text))] if ev.text else []
+            return [self._spliced(_CHAT_TEXT, ev.text, _CHAT_END)] if ev.text else []
         if kind is Native:
             return self.relay(ev)
         if kind is ReasoningDelta:
-            return [self._line(OutMessage(thinking=ev.text))] if ev.text else []
+            return [self._spliced(_CHAT_THINKING, ev.text, _CHAT_END)] if ev.text else []
         if kind is ToolCallDelta:
             call = self.calls.get(ev.index)
             if call is None:
@@ -199,19 +215,14 @@ class GenerateStreamWriter(_Writer):
 
     __slots__ = ()
 
-    def _line(self, response: str = "", thinking: str | UnsetType = UNSET) -> bytes:
-        self.timing.mark()
-        return _encode(GenerateLine(model=self.model, created_at=self.stamp(), response=response,
-                                    thinking=thinking)) + b"\n"
-
     def feed(self, ev: StreamEvent | Native) -> list[bytes]:
         kind = type(ev)
         if kind is TextDelta:
-            return [self._line(ev.text)] if ev.text else []
+            return [self._spliced(_GEN_TEXT, ev.text, _GEN_END)] if ev.text else []
         if kind is Native:
             return self.relay(ev)
         if kind is ReasoningDelta:
-            return [self._line(thinking=ev.text)] if ev.text else []
+            return [self._spliced(_GEN_THINKING, ev.text, _GEN_END)] if ev.text else []
         if kind is Finish:
             if ev.reason:
                 self.finish_reason = ev.reason

@@ -73,9 +73,11 @@ class Stamp:
         self._prefix = ""
 
     def __call__(self) -> str:
-        ns = time.time_ns()
-        seconds, frac = divmod(ns, 1_000_000_000)
+        seconds, frac = divmod(time.time_ns(), 1_000_000_000)
         if seconds != self._second:
             self._second = seconds
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
         return f"{self._prefix}.{frac:09d}Z"
+
+    def raw(self) -> bytes:
+        return self().encode()
