@@ -65,10 +65,11 @@ def test_options_map_onto_chat_fields(options, expected):
     assert "num_gpu" not in body and "options" not in body
 
 
-def test_num_ctx_top_k_and_keep_alive_kept_for_ollama():
-    """num_ctx, top_k and keep_alive have no chat field: they ride on Inbound (HA sends keep_alive -1)."""
+def test_num_ctx_and_keep_alive_kept_for_ollama_top_k_mapped():
+    """num_ctx and keep_alive have no chat field: they ride on Inbound (HA sends keep_alive -1);
+    top_k is a chat field (Anthropic and Gemini take it)."""
     got = chat(messages=[{"role": "user", "content": "hi"}], options={"num_ctx": 8192, "top_k": 20}, keep_alive=-1)
-    assert (got.num_ctx, got.top_k, got.keep_alive) == (8192, 20, -1)
+    assert (got.num_ctx, got.keep_alive, got.chat.top_k) == (8192, -1, 20)
     assert chat(messages=[{"role": "user", "content": "x"}], keep_alive="5m").keep_alive == "5m"
 
 

@@ -121,7 +121,6 @@ class Inbound:
     load: str | None = None  # "load" / "unload": nothing to answer (no messages, no prompt)
     keep_alive: KeepAlive = None
     num_ctx: int | None = None
-    top_k: int | None = None
     native_only: str | None = None  # why only an Ollama model can answer this request
 
 
@@ -187,10 +186,9 @@ def show(raw: bytes) -> ShowBody:
 
 
 def _inbound(kind, body: _Common, model: str, req: ChatRequest, raw: bytes, load, native_only) -> Inbound:
-    opts = body.options
-    num_ctx, top_k = (opts.get("num_ctx"), opts.get("top_k")) if opts else (None, None)  # checked in _apply_options
+    num_ctx = body.options.get("num_ctx") if body.options else None  # checked in _apply_options
     return Inbound(kind, model, req, body.stream, raw, load, body.keep_alive,
-                   None if num_ctx is None else int(num_ctx), None if top_k is None else int(top_k), native_only)
+                   None if num_ctx is None else int(num_ctx), native_only)
 
 
 def _load(keep_alive: KeepAlive) -> str:
@@ -234,7 +232,7 @@ def _format(value: Any) -> ResponseFormat | None:
 _OPTIONS: dict[str, tuple[str | None, bool]] = {
     "temperature": ("temperature", False), "top_p": ("top_p", False), "presence_penalty": ("presence_penalty", False),
     "frequency_penalty": ("frequency_penalty", False), "seed": ("seed", True), "num_predict": ("max_tokens", True),
-    "num_ctx": (None, True), "top_k": (None, True),
+    "top_k": ("top_k", True), "num_ctx": (None, True),
 }
 
 
@@ -248,7 +246,7 @@ def _stop(value: Any) -> list[str] | None:
 
 def _apply_options(req: ChatRequest, opts: dict[str, Any]) -> None:
     """Ollama options -> the chat fields they mean (one pass over what the client set); runner
-    settings (num_gpu, ...) matter to Ollama only; num_ctx and top_k are checked here, kept on Inbound."""
+    settings (num_gpu, ...) matter to Ollama only; num_ctx is checked here and kept on Inbound."""
     for key, value in opts.items():
         if value is None:
             continue
