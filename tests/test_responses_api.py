@@ -52,8 +52,8 @@ def config(servers: dict, tmp_path, **extra: Any) -> dict:
     doc = ollama_config(servers["ollama"])
     o = base(servers["ollama"])
     doc["models"] += [{"name": n, "provider": "ollama", "model": f"{n}:latest", "api_base": o} for n in ("coder", "searcher")]
-    doc["models"] += [{"name": "vllm", "provider": "openai", "model": "qwen3-8b", "api_base": base(servers["openai"], "/v1"),
-                       "api_key_env": "BACKEND_KEY"}]
+    doc["models"] += [{"name": name, "provider": "openai", "model": model, "api_base": base(servers["openai"], "/v1"),
+                       "api_key_env": "BACKEND_KEY"} for name, model in (("vllm", "qwen3-8b"), ("vllm-tools", "tools-split"))]
     for name, model in (("claude", "echo"), ("claude-tools", "tools"), ("claude-thinking-tools", "thinking-tools")):
         doc["models"].append({"name": name, "provider": "anthropic", "model": model, "api_base": base(servers["anthropic"]),
                               "api_key_env": "ANTHROPIC_API_KEY"})
@@ -164,8 +164,10 @@ async def test_codex_style_tool_loop(lg, servers, model, answer):
         assert (replayed[-1]["role"], replayed[-1]["content"]) == ("tool", "README.md")
 
 
-async def test_agents_sdk_runner_on_responses_model(lg):
-    """An openai-agents Runner on OpenAIResponsesModel runs its tool loop through litegate (store left unset)."""
+@pytest.mark.parametrize("model,answer", [("claude-tools", "Got 2 tool results"), ("coder", "Files: README.md")])
+async def test_agents_sdk_runner_on_responses_model(lg, model, answer):
+    """An openai-agents Runner on OpenAIResponsesModel runs its tool loop through litegate (store left unset),
+    with Runner.run and Runner.run_streamed, on Anthropic and on a local reasoning model."""
     from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 
     set_tracing_disabled(True)
@@ -182,14 +184,42 @@ async def test_agents_sdk_runner_on_responses_model(lg):
         """Current time."""
         return "noon"
 
-    agent = Agent(name="weather", instructions="Answer briefly.", tools=[get_weather, get_time],
-                  model=OpenAIResponsesModel(model="claude-tools", openai_client=lg))
-    result = await Runner.run(agent, "Weather in Oslo?")
-    assert seen == ["Oslo"] and result.final_output == "Got 2 tool results"
-    streamed = Runner.run_streamed(agent, "Weather in Oslo?")
+    @function_tool
+    def shell(command: list[str]) -> str:
+        """Run a command."""
+        seen.append(" ".join(command))
+        return "README.md"
+
+    agent = Agent(name="helper", instructions="Answer briefly.", tools=[get_weather, get_time, shell],
+                  model=OpenAIResponsesModel(model=model, openai_client=lg))
+    result = await Runner.run(agent, "Weather in Oslo? Or list the files.")
+    assert seen == (["Oslo"] if model == "claude-tools" else ["ls"]) and result.final_output == answer
+    streamed = Runner.run_streamed(agent, "Weather in Oslo? Or list the files.")
     async for _ in streamed.stream_events():
         pass
-    assert streamed.final_output == "Got 2 tool results"
+    assert streamed.final_output == answer
+
+
+async def test_parallel_call_fragments_from_an_openai_compatible_server(lg):
+    """Interleaved argument fragments of two parallel calls (vLLM style) become two whole function_call items,
+    each with valid JSON arguments ({} for none), streamed and not."""
+    whole = await lg.responses.create(model="vllm-tools", input="Weather and time?", tools=[WEATHER, TIME])
+    async with lg.responses.stream(model="vllm-tools", input="Weather and time?", tools=[WEATHER, TIME]) as s:
+        streamed = await s.get_final_response()
+    for r in (whole, streamed):
+        calls = [(o.name, json.loads(o.arguments)) for o in r.output if o.type == "function_call"]
+        assert calls == [("get_weather", {"city": "Oslo"}), ("get_time", {})]
+        assert all(o.call_id for o in r.output if o.type == "function_call")
+
+
+async def test_an_image_reaches_the_model(lg, servers):
+    """An input_image (data URI) goes to Ollama as its base64 image beside the text."""
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    await lg.responses.create(model="llama", input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": f"data:image/png;base64,{png}"}]}])
+    sent = ollama_chats(servers)[-1]["messages"][-1]
+    assert sent["content"] == "What is this?" and sent["images"] == [png]
 
 
 # ---------------------------------------------------------------- stored responses
