@@ -59,7 +59,7 @@ async def lg(fakes, aiohttp_server, tmp_path):
         doc["models"].append({"name": f"claude-native-{scenario}", "provider": "anthropic", "model": scenario,
                               "api_base": a_base, "api_key_env": "ANTHROPIC_API_KEY",
                               "options": {"anthropic_beta": "context-1m-2025-08-07"}})
-    for scenario in ("echo", "tools", "thinking"):
+    for scenario in ("echo", "tools", "thinking", "thinking-tools"):
         doc["models"].append({"name": f"gem-{scenario}", "provider": "gemini", "model": scenario,
                               "api_base": g_base, "api_key_env": "GEMINI_API_KEY"})
     doc["router"]["aliases"] = {"claude-opus-4-1": "claude-native-thinking-tools", "*haiku*": "llama",
@@ -374,3 +374,21 @@ async def test_usage_groups_by_face(sdk, lg):
         async with s.get(str(lg.make_url("/admin/usage?since=1d&group_by=face")), headers={"x-api-key": KEY}) as r:
             rows = {row["group"]: row["requests"] for row in (await r.json())["rows"]}
     assert rows == {"anthropic": 1, "openai": 1}
+
+
+async def test_gemini_thought_signatures_survive_a_claude_code_tool_turn(sdk):
+    """Gemini's thinking tool calls need their thoughtSignature back on the next turn (the fake refuses a
+    call without one): the tool ids the client replays carry them through litegate's memo, and the
+    thinking block it echoes (signed with litegate's own token) does not get in the way."""
+    messages = [{"role": "user", "content": "Weather and time in Oslo?"}]
+    async with sdk.messages.stream(model="gem-thinking-tools", max_tokens=4096, messages=messages, tools=TOOLS,
+                                   thinking={"type": "enabled", "budget_tokens": 2048}) as s:
+        first = await s.get_final_message()
+    assert [b.type for b in first.content] == ["thinking", "tool_use", "tool_use"]
+    uses = first.content[1:]
+    messages += [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": u.id, "content": "ok"}
+                                              for u in uses]}]
+    second = await sdk.messages.create(model="gem-thinking-tools", max_tokens=4096, messages=messages, tools=TOOLS,
+                                       thinking={"type": "enabled", "budget_tokens": 2048})
+    assert second.content[-1].text == "Got 2 tool results"
