@@ -265,6 +265,15 @@ async def test_count_tokens_is_anthropics_own_count_natively(sdk, fakes):
     assert fakes["anthropic"].app[fake_anthropic.REQUESTS][-1]["path"] == "/v1/messages/count_tokens"
 
 
+async def test_count_tokens_is_geminis_own_count(sdk, fakes):
+    """For a Gemini model the count comes from its countTokens (the request generateContent would get)."""
+    r = await sdk.messages.count_tokens(model="gem-echo", system="Be brief.",
+                                        messages=[{"role": "user", "content": "one two three"}], tools=TOOLS)
+    assert r.input_tokens == 2 + 3 + 4 * 2  # the fake's rule: words of all texts + 4 per function
+    got = fakes["gemini"].app[fake_gemini.REQUESTS][-1]
+    assert got["path"].endswith(":countTokens") and got["json"]["generateContentRequest"]["model"] == "models/echo"
+
+
 async def test_count_tokens_estimates_for_local_models(sdk, lg):
     """For other backends the count is an estimate of the prompt (chars/4), growing with it, never a constant;
     Claude Code's recorded count_tokens request (?beta=true) is answered too."""

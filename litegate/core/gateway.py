@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import msgspec
-import orjson
 from msgspec import UNSET
 
 from litegate import upstream
@@ -26,7 +25,7 @@ from litegate.core import attempts
 from litegate.core.events import Aggregator
 from litegate.core.services import Call, Plan, Services
 from litegate.errors import BadRequest
-from litegate.providers import Provider, UpstreamRequest, Vectors
+from litegate.providers import PROVIDERS, Provider, UpstreamRequest, Vectors
 from litegate.providers.anthropic import native as anthropic_native
 from litegate.providers.messages import image_url_of
 from litegate.tools import loop
@@ -179,21 +178,25 @@ async def messages(svc: Services, call: Call, plan: Plan, req: ChatRequest, nati
     return msgspec.structs.replace(result, model=req.model, memo=UNSET)
 
 
-async def count_tokens(svc: Services, call: Call, plan: Plan, native: Native, estimate: int) -> int:
-    """Anthropic's own count for an Anthropic model; the face's estimate for every other backend."""
-    if call.cfg.groups()[plan.model][0].provider != "anthropic":
-        return estimate  # no slot taken: a count must not queue behind a local model's generations
+async def count_tokens(svc: Services, call: Call, plan: Plan, req: ChatRequest, native: Native,
+                       estimate: int) -> int:
+    """The backend's own count where it has one (Anthropic natively, Gemini's countTokens); else the
+    face's estimate, without taking a slot (a count must not queue behind a local model's generations)."""
+    first = PROVIDERS[call.cfg.groups()[plan.model][0].provider]
+    if first.name != "anthropic" and first.build_count_tokens is None:
+        return estimate
+    images: dict[str, str] = {}
 
     async def attempt(d: Deployment, p: Provider) -> int:
-        if p.name != "anthropic":
+        if p.name == "anthropic":
+            ureq = anthropic_native.build_native(native.body, d, native.headers, path="/v1/messages/count_tokens")
+        elif p.build_count_tokens is not None and p.parse_count_tokens is not None:
+            ureq = p.build_count_tokens(await _prepared(svc, call, req, p, images), d, svc.memo)
+        else:
             return estimate
-        ureq = anthropic_native.build_native(native.body, d, native.headers, path="/v1/messages/count_tokens")
         body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
-        try:
-            n = orjson.loads(body).get("input_tokens")
-        except (orjson.JSONDecodeError, AttributeError):
-            n = None
-        return n if isinstance(n, int) else estimate
+        n = anthropic_native.count(body) if p.name == "anthropic" else p.parse_count_tokens(body)
+        return n if n is not None else estimate
 
     return await attempts.walk(svc, call, plan, attempt)
 

@@ -69,7 +69,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     call, plan = await edge.admit(request, "count_tokens", mreq.model, chat)
     call.extra_headers["request-id"] = call.request_id
     body = gateway.Native(_native_body(call.cfg, plan, raw), request.headers, mreq.model)
-    n = await gateway.count_tokens(request.app[SERVICES], call, plan, body, face.estimate(mreq))
+    n = await gateway.count_tokens(request.app[SERVICES], call, plan, chat, body, face.estimate(mreq))
     return edge.reply(call, {"input_tokens": n})
 
 

@@ -56,6 +56,9 @@ class Provider:
     build_completion: Callable[[CompletionRequest, Deployment], UpstreamRequest] | None = None
     parse_completion: Callable[[bytes, Deployment], TextCompletion] | None = None
     parse_completion_stream: Callable[[AsyncIterator[bytes], Deployment], AsyncIterator[StreamEvent]] | None = None
+    # The backend's own prompt count for a chat request (Anthropic's count_tokens face asks), when it has one.
+    build_count_tokens: Callable[[ChatRequest, Deployment, Mapping[str, dict]], UpstreamRequest] | None = None
+    parse_count_tokens: Callable[[bytes], int | None] | None = None
     # Where the backend lists its loaded models (GET, relative to api_base), and how to read it:
     # parse_loaded(body) -> [{"name", "size", "size_vram", "expires_at", "context_length"}].
     loaded_path: str = ""

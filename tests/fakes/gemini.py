@@ -3,7 +3,8 @@
 Build it with :func:`make_app` and serve it with ``aiohttp_server``/``TestServer``.
 Routes: ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent`` (SSE
 ``data: {...}\\r\\n\\r\\n`` blocks only with ``?alt=sse``, no ``[DONE]``, EOF ends it; without
-``alt=sse`` one JSON array), ``:embedContent`` and ``:batchEmbedContents``.
+``alt=sse`` one JSON array), ``:embedContent``, ``:batchEmbedContents`` and ``:countTokens`` (words of all texts + 4 per
+function declaration).
 ``x-goog-api-key`` (or ``?key=``) must equal ``api_key``: missing -> 401 UNAUTHENTICATED,
 wrong -> 403 PERMISSION_DENIED, both with Google's ``{"error": {code, message, status}}`` body.
 
@@ -342,9 +343,21 @@ async def batch_embed(request: web.Request, model: str, body: dict[str, Any]) ->
     return web.json_response({"embeddings": [_embedding(r) for r in requests]})
 
 
+async def count_tokens(request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
+    """countTokens: ``{"totalTokens": words of all texts + 4 per function declaration}`` for a
+    ``generateContentRequest`` (whose ``model`` must be ``models/<model>``) or bare ``contents``."""
+    req = body.get("generateContentRequest") or {"contents": body.get("contents")}
+    if "generateContentRequest" in body and req.get("model") != f"models/{model}":
+        return _invalid(f"generateContentRequest.model ({req.get('model')}) does not match models/{model}")
+    if not req.get("contents"):
+        return _invalid("* CountTokensRequest.contents: contents is not specified")
+    functions = sum(len(t.get("functionDeclarations") or ()) for t in req.get("tools") or ())
+    return web.json_response({"totalTokens": _words(req) + 4 * functions})
+
+
 ACTIONS: dict[str, Action] = {
     "generateContent": generate, "streamGenerateContent": stream,
-    "embedContent": embed, "batchEmbedContents": batch_embed,
+    "embedContent": embed, "batchEmbedContents": batch_embed, "countTokens": count_tokens,
 }
 
 

@@ -163,6 +163,15 @@ def _type_of(payload: bytes) -> bytes:
     return kind.encode() if isinstance(kind, str) else b"unknown"
 
 
+def count(body: bytes) -> int | None:
+    """input_tokens of a count_tokens reply."""
+    try:
+        n = orjson.loads(body).get("input_tokens")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return n if isinstance(n, int) else None
+
+
 def reply(body: bytes, model: str) -> tuple[bytes, Usage]:
     """A whole Messages reply under the client's model name, and its usage."""
     msg = orjson.loads(body)

@@ -8,7 +8,9 @@ stream.py turns SSE frames into stream events. Pure translation: no I/O here.
 from __future__ import annotations
 
 from litegate.providers.base import Provider
-from litegate.providers.gemini.request import DEFAULT_API_BASE, build_chat, build_embeddings
+from litegate.providers.gemini.request import (
+    DEFAULT_API_BASE, build_chat, build_count_tokens, build_embeddings, parse_count_tokens,
+)
 from litegate.providers.gemini.response import parse_chat, parse_embeddings, parse_error
 from litegate.providers.gemini.stream import parse_chat_stream
 
@@ -16,6 +18,7 @@ PROVIDER = Provider(
     name="gemini", framing="sse", default_api_base=DEFAULT_API_BASE, inline_image_urls=True,
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
     build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
+    build_count_tokens=build_count_tokens, parse_count_tokens=parse_count_tokens,
 )
 
 __all__ = ["PROVIDER"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import orjson
 
 from litegate.config import Deployment
@@ -68,6 +69,22 @@ def build_chat(req: ChatRequest, target: Deployment, memo: Mapping[str, dict] = 
         body["safetySettings"] = target.options["safetySettings"]
     action = "streamGenerateContent?alt=sse" if req.stream else "generateContent"
     return UpstreamRequest("POST", model_url(target, action), orjson.dumps(body), headers(target))
+
+
+def build_count_tokens(req: ChatRequest, target: Deployment, memo: Mapping[str, dict] = {}) -> UpstreamRequest:
+    """countTokens over the request generateContent would send: the model's own tokenizer, tools included."""
+    body = orjson.loads(build_chat(msgspec.structs.replace(req, stream=False), target, memo).body)
+    body.pop("generationConfig", None)  # countTokens refuses none of it, but it counts nothing there either
+    wrapped = {"generateContentRequest": {"model": f"models/{target.model}", **body}}
+    return UpstreamRequest("POST", model_url(target, "countTokens"), orjson.dumps(wrapped), headers(target))
+
+
+def parse_count_tokens(body: bytes) -> int | None:
+    try:
+        n = orjson.loads(body).get("totalTokens")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return n if isinstance(n, int) else None
 
 
 # ---------------------------------------------------------------- messages -> contents
