@@ -1,7 +1,8 @@
 """The Anthropic Messages face: what Claude Code and the `anthropic` SDKs speak (§9 of
 /work/shared/protocols/anthropic-messages.md). Pure translation, like every surface:
 
-- request.py  the Messages body (msgspec) -> wire.ChatRequest, and the web search it declares
+- body.py     the Messages body as msgspec Structs (unknown fields ignored)
+- request.py  that body -> wire.ChatRequest, and the web search it declares
 - tokens.py   the prompt estimate for usage and count_tokens
 - blocks.py   StreamEvents -> content blocks (shared by the stream and the whole reply)
 - stream.py   MessagesWriter, the SSE StreamWriter
@@ -14,7 +15,8 @@ from __future__ import annotations
 from litegate.surfaces.base import Surface
 from .errors import render_error
 from .reply import MessageBuilder, from_completion, model_list
-from .request import MessagesRequest, WebSearch, decoder, to_chat
+from .body import MessagesRequest, decoder
+from .request import WebSearch, to_chat
 from .stream import PING, MessagesWriter
 from .tokens import estimate
 

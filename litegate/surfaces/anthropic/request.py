@@ -1,7 +1,6 @@
 """Anthropic Messages request body -> the internal chat form (anthropic-messages.md §9, mapping.md §7.1).
 
-Owns the Messages body as msgspec Structs (unknown fields ignored, as the API promises Claude
-Code) and its translation into a `wire.ChatRequest`: system string or blocks (the per-conversation
+Owns the translation of the Messages body (body.py) into a `wire.ChatRequest`: system string or blocks (the per-conversation
 attribution block dropped: it defeats a local model's prefix cache), user blocks (text, base64 or
 URL images, tool_result -> tool messages first, then the rest of the turn), assistant blocks
 (text, tool_use with its id kept, thinking -> reasoning_content, replayed server web searches ->
@@ -16,12 +15,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import msgspec
 import orjson
 
 from litegate.errors import BadRequest
+from litegate.surfaces.anthropic.body import (
+    Block, InMessage, InTool, InToolChoice, Metadata, MessagesRequest, OutputConfig, Thinking,
+)
 from litegate.wire import (
     ChatRequest, ContentPart, FunctionCall, FunctionDef, ImageURL, JsonSchemaFormat, Message, NamedToolChoice,
     ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoiceFunction,
@@ -33,99 +35,6 @@ _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _USER_ID_MAX = 64  # longer opaque ids (Claude Code's JSON user_id) are hashed to this length
 
 
-class _In(msgspec.Struct, omit_defaults=True):
-    """Inbound Messages types: unknown fields are ignored, never a 400 (§9.2)."""
-
-
-class Source(_In):
-    type: str
-    media_type: str | None = None
-    data: str | None = None
-    url: str | None = None
-
-
-class Block(_In):
-    """Any content block; which fields matter depends on `type`."""
-
-    type: str
-    text: str | None = None
-    source: Source | None = None
-    id: str | None = None
-    name: str | None = None
-    input: dict[str, Any] | None = None
-    tool_use_id: str | None = None
-    content: Union[str, list["Block"], dict[str, Any], None] = None
-    is_error: bool | None = None
-    thinking: str | None = None
-    signature: str | None = None
-    data: str | None = None
-    cache_control: dict[str, Any] | None = None
-    # web_search_result items inside a replayed web_search_tool_result
-    url: str | None = None
-    title: str | None = None
-    encrypted_content: str | None = None
-
-
-class InMessage(_In):
-    role: Literal["user", "assistant"]
-    content: Union[str, list[Block]]
-
-
-class InTool(_In):
-    name: str
-    type: str | None = None  # absent or "custom" for a client tool; server tools name their version
-    description: str | None = None
-    input_schema: dict[str, Any] | None = None
-    max_uses: int | None = None
-    allowed_domains: list[str] | None = None
-    blocked_domains: list[str] | None = None
-
-
-class InToolChoice(_In):
-    type: Literal["auto", "any", "tool", "none"]
-    name: str | None = None
-    disable_parallel_tool_use: bool | None = None
-
-
-class Thinking(_In):
-    type: Literal["enabled", "adaptive", "disabled"]
-    budget_tokens: int | None = None
-
-
-class OutputFormat(_In):
-    type: str
-    schema: dict[str, Any] | None = None
-
-
-class OutputConfig(_In):
-    format: OutputFormat | None = None
-    effort: str | None = None
-
-
-class Metadata(_In):
-    user_id: str | None = None
-
-
-class MessagesRequest(_In):
-    """POST /v1/messages (and /v1/messages/count_tokens, which omits max_tokens and sampling)."""
-
-    model: str
-    messages: list[InMessage]
-    max_tokens: int | None = None
-    system: Union[str, list[Block], None] = None
-    stop_sequences: list[str] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    stream: bool = False
-    tools: list[InTool] | None = None
-    tool_choice: InToolChoice | None = None
-    thinking: Thinking | None = None
-    metadata: Metadata | None = None
-    output_config: OutputConfig | None = None
-    # service_tier, context_management, container, mcp_servers: accepted and ignored (§9.2)
-
-
 class WebSearch(msgspec.Struct, frozen=True):
     """The request declared Anthropic's server web search tool; litegate runs it (§9.6)."""
 
@@ -135,7 +44,6 @@ class WebSearch(msgspec.Struct, frozen=True):
     blocked_domains: tuple[str, ...] = ()
 
 
-decoder = msgspec.json.Decoder(MessagesRequest)
 
 
 # ---------------------------------------------------------------- the whole request

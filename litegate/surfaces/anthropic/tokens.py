@@ -12,7 +12,7 @@ from typing import Any, Union
 
 import orjson
 
-from .request import Block, MessagesRequest
+from litegate.surfaces.anthropic.body import Block, MessagesRequest
 
 CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 1600  # Anthropic's figure for an image at its largest default size (~1.15 megapixels)
