@@ -1,7 +1,7 @@
 """`make bench` / `make bench-quick` / `make bench-compare`: run every scenario, write the report.
 
   python -m bench.run [--scale tiny|quick|full] [--out DIR] [--litellm PATH/TO/litellm]
-                      [--cprofile] [--uvloop] [--systems direct,litegate,litellm]
+                      [--cprofile] [--uvloop] [--systems direct,litegate,shared,litellm]
 
 BENCH_SCALE in the environment sets the default scale. The fake backend and this process (the
 load generator) share one CPU; the gateway under test gets the other. Exit status: 0 when every
@@ -148,7 +148,7 @@ class Bench:
                 if res is not None:
                     systems["litellm"] = res
             shared = None
-            if "litegate" in wanted and self.a.shared_state:
+            if "shared" in wanted:
                 _log("shared state: litegate with and without Redis")
                 shared = await shared_state.compare(self.work, fake.port, self.scale,
                                                     lambda cfg, port: self._litegate_argv(cfg, port, None),
@@ -190,12 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--litellm", help="path to LiteLLM's `litellm` executable (enables the comparison)")
     p.add_argument("--litellm-install-log", help="shown in the report when LiteLLM is missing")
-    p.add_argument("--systems", default="direct,litegate", help="comma list of direct, litegate, litellm")
+    p.add_argument("--systems", default="direct,litegate,shared",
+                   help="comma list of direct, litegate, shared (litegate with and without Redis), litellm")
     p.add_argument("--cprofile", action="store_true", help="profile litegate's measured run with cProfile")
     p.add_argument("--uvloop", action="store_true", help="run litegate on uvloop (must be importable)")
     p.add_argument("--keep-logs", action="store_true")
-    p.add_argument("--no-shared-state", dest="shared_state", action="store_false",
-                   help="skip the litegate-with-Redis comparison (bench/shared_state.py)")
     a = p.parse_args(argv)
     a.out = os.path.abspath(a.out)
     os.makedirs(a.out, exist_ok=True)

@@ -87,8 +87,9 @@ async def compare(work: str, fake_port: int, scale: Scale, argv_for: Callable[[s
                 c1 = await loadgen.closed_loop("127.0.0.1", port, payload, concurrency=1,
                                                max_requests=scale.c1_requests, duration_s=scale.c1_cap_s)
                 await loadgen.closed_loop("127.0.0.1", port, payload, concurrency=16, duration_s=scale.warm_s)
+                window = procs.Window(proc.popen.pid, server_cpu)
                 c16 = await loadgen.closed_loop("127.0.0.1", port, payload, concurrency=16, duration_s=scale.tput_s)
-                out[variant] = {"c1": c1.summary(), "c16": c16.summary()}
+                out[variant] = {"c1": c1.summary(), "c16": {**c16.summary(), **window.close(c16.n)}}
             finally:
                 proc.stop(timeout=30)
     except Exception as e:  # reported, never fatal to the rest of the benchmark
@@ -99,6 +100,7 @@ async def compare(work: str, fake_port: int, scale: Scale, argv_for: Callable[[s
     local, shared = out["local"], out["redis"]
     out["added_p50_ms"] = _sub(shared["c1"]["p50_ms"], local["c1"]["p50_ms"])
     out["added_p99_ms"] = _sub(shared["c1"]["p99_ms"], local["c1"]["p99_ms"])
+    out["added_cpu_ms_per_req"] = _sub(shared["c16"].get("cpu_ms_per_req"), local["c16"].get("cpu_ms_per_req"))
     rps = (local["c16"]["rps"], shared["c16"]["rps"])
     out["c16_rps_ratio"] = round(rps[1] / rps[0], 3) if all(rps) else None
     return out
@@ -115,7 +117,9 @@ def markdown(res: dict[str, Any] | None) -> list[str]:
     if res.get("status") != "ok":
         return lines + [f"{res.get('status')}: {res.get('note')}"]
     rows = [("c=1 p50 (ms)", "c1", "p50_ms"), ("c=1 p99 (ms)", "c1", "p99_ms"), ("c=16 req/s", "c16", "rps"),
-            ("c=16 p50 (ms)", "c16", "p50_ms"), ("errors (c=1 + c=16)", None, "errors")]
+            ("c=16 p50 (ms)", "c16", "p50_ms"), ("c=16 litegate CPU per request (ms)", "c16", "cpu_ms_per_req"),
+            ("c=16 other processes' load on litegate's CPU", "c16", "other_load"),
+            ("errors (c=1 + c=16)", None, "errors")]
     lines += [f"{res['route']}; litegate without a `state` section vs with one (redis-server on loopback).", "",
               "| metric | local state | Redis | difference |", "|---|---|---|---|"]
     for label, level, field in rows:
@@ -123,6 +127,6 @@ def markdown(res: dict[str, Any] | None) -> list[str]:
             a = res["local"]["c1"]["errors"] + res["local"]["c16"]["errors"]
             b = res["redis"]["c1"]["errors"] + res["redis"]["c16"]["errors"]
         else:
-            a, b = res["local"][level][field], res["redis"][level][field]
+            a, b = res["local"][level].get(field), res["redis"][level].get(field)
         lines.append(f"| {label} | {a} | {b} | {_sub(b, a)} |")
     return lines
