@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from litegate.config import ConfigHolder, from_dict
 from litegate.http.app import create_app
-from litegate.http.appkeys import SERVICES
+from litegate.http.appkeys import RESPONSES, SERVICES
 from litegate.service import commands
 from litegate.tools.search import SearchResult
 from tests.conftest import base, ollama_config
@@ -288,3 +288,24 @@ async def test_slow_redis_falls_back_to_local_counts(redis_server, pair):
     await asyncio.wait_for(state_of(a).wait_up(), 30)
     resp, _ = await chat(a, FRIEND)
     assert resp.status == 200 and state_of(a).status()["up"] is True
+
+
+async def test_stored_responses_are_shared(redis_server, pair):
+    """A Responses API answer stored on mac-a is retrieved and continued (previous_response_id) on mac-b;
+    deleted on mac-b, it is gone on mac-a too, though mac-a still holds its own copy on disk."""
+    a, b = await pair(redis_server.url)
+    resp = await a.post("/v1/responses", headers=FRIEND, json={"model": "llama", "input": "one two three"})
+    assert resp.status == 200
+    first = await resp.json()
+    got = await b.get(f"/v1/responses/{first['id']}", headers=FRIEND)
+    assert got.status == 200 and (await got.json())["id"] == first["id"]
+    assert (await b.get(f"/v1/responses/{first['id']}", headers=LAPTOP)).status == 404  # another key's: not found
+    resp = await b.post("/v1/responses", headers=FRIEND,
+                        json={"model": "llama", "input": "and four", "previous_response_id": first["id"]})
+    assert resp.status == 200
+    assert (await b.delete(f"/v1/responses/{first['id']}", headers=FRIEND)).status == 200
+    assert (await a.get(f"/v1/responses/{first['id']}", headers=FRIEND)).status == 404
+    store = a.server.app[RESPONSES]
+    team, store.shared = store.shared, None
+    assert await store.get("friend", first["id"]) is not None  # mac-a's own copy: the team's tombstone wins
+    store.shared = team

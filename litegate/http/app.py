@@ -82,6 +82,8 @@ async def _response_store(app: web.Application) -> AsyncIterator[None]:
         if path.suffix not in (".db", ".sqlite", ".sqlite3"):
             path = path / "responses.db"
         store = app[RESPONSES] = ResponseStore(path, retention_days=r.retention_days, max_rows=r.max_stored)
+        if app[HOLDER].current.state is not None:  # shared with the other instances through Redis
+            store.shared = app[SERVICES].state
     yield
     if store is not None:
         await store.close()

@@ -85,8 +85,9 @@ class StateBackend(Protocol):
         """This instance cooled a deployment down until `until` (unix time): tell the others."""
 
     async def get(self, space: str, name: str) -> bytes | None:
-        """A shared value (dashboard session, search result) or None (also when nothing is shared)."""
+        """A shared value (session, search result, stored response) or None (also when nothing is shared)."""
 
     async def put(self, space: str, name: str, value: bytes, ttl_s: float) -> None: ...
 
-    async def delete(self, space: str, name: str) -> None: ...
+    async def delete(self, space: str, name: str) -> bool:
+        """True when there was a value to delete."""

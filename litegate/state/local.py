@@ -53,5 +53,5 @@ class LocalState:
     async def put(self, space: str, name: str, value: bytes, ttl_s: float) -> None:
         pass
 
-    async def delete(self, space: str, name: str) -> None:
-        pass
+    async def delete(self, space: str, name: str) -> bool:
+        return False

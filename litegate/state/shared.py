@@ -386,12 +386,13 @@ class RedisState:
             except FAULTS as e:
                 self._fault(e)
 
-    async def delete(self, space: str, name: str) -> None:
+    async def delete(self, space: str, name: str) -> bool:
         if self.up:
             try:
-                await self.client.delete(self.layout.kv(space, name))
+                return bool(await self.client.delete(self.layout.kv(space, name)))
             except FAULTS as e:
                 self._fault(e)
+        return False
 
 
 def _glob_escape(s: str) -> str:

@@ -8,6 +8,12 @@ Bounded twice: rows older than `retention_days` and rows beyond the newest `max_
 after writes. One thread owns the one connection, and calls run in the order they were made, so a
 response put before the client saw the end of its stream is there for the client's next request.
 Bodies are kept as the JSON bytes the client got; nothing here reads or logs their content.
+
+With shared state (Redis, set by the app as `shared`) each response is also written there as it is
+stored here, for `retention_days`, so a follow-up (`previous_response_id`) or a GET that reaches
+another instance finds it. The team's copy is asked first: a delete on any instance leaves a
+tombstone there, so no instance serves its own copy after it; a response Redis never had (stored
+while it was unreachable) is found here.
 """
 
 from __future__ import annotations
@@ -67,25 +73,50 @@ class ResponseStore:
         self._conn: sqlite3.Connection | None = None  # touched only on the store's thread
         self._writes = 0
         self._closed = False
+        self.shared: Any = None  # a state backend (get/put/delete of bytes), or None
+        self._sharing: set[asyncio.Task] = set()
 
     async def put(self, key: str, response_id: str, created_at: float, response: bytes, items: bytes) -> None:
         await asyncio.wrap_future(self.submit_put(key, response_id, created_at, response, items))
 
     def submit_put(self, key: str, response_id: str, created_at: float, response: bytes, items: bytes) -> Future:
         """Queue a write now (its place in line is taken at once) and return its future."""
-        return self._submit(self._put, key, response_id, created_at, response, items)
+        fut = self._submit(self._put, key, response_id, created_at, response, items)
+        ttl = created_at + self.retention_days * 86400 - time.time()
+        if self.shared is not None and ttl > 0:  # sent at once too: there before the client can ask another instance
+            task = asyncio.get_running_loop().create_task(self.shared.put(
+                "response", _shared_name(key, response_id), len(response).to_bytes(4, "big") + response + items, ttl))
+            self._sharing.add(task)
+            task.add_done_callback(self._sharing.discard)
+        return fut
 
     async def get(self, key: str, response_id: str) -> tuple[bytes, bytes] | None:
         """(Response JSON, conversation items JSON) of this key's response, or None."""
+        if self.shared is not None:
+            raw = await self.shared.get("response", _shared_name(key, response_id))
+            if raw is not None:
+                if len(raw) < 4:  # a tombstone: deleted on some instance
+                    return None
+                n = int.from_bytes(raw[:4], "big")
+                return raw[4:4 + n], raw[4 + n:]
         return await asyncio.wrap_future(self._submit(self._get, key, response_id))
 
     async def delete(self, key: str, response_id: str) -> bool:
-        return await asyncio.wrap_future(self._submit(self._delete, key, response_id))
+        there = False
+        if self.shared is not None:
+            name = _shared_name(key, response_id)
+            raw = await self.shared.get("response", name)
+            there = raw is not None and len(raw) >= 4
+            await self.shared.put("response", name, b"", self.retention_days * 86400)
+        here = await asyncio.wrap_future(self._submit(self._delete, key, response_id))
+        return here or there
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._sharing:
+            await asyncio.gather(*self._sharing, return_exceptions=True)
         await asyncio.wrap_future(self._pool.submit(self._disconnect))
         self._pool.shutdown(wait=False)
 
@@ -146,3 +177,8 @@ class ResponseStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _shared_name(key: str, response_id: str) -> str:
+    """The team's name for a key's response: the key is part of it, so a key reads only its own."""
+    return f"{len(key)}:{key}:{response_id}"
