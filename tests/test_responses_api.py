@@ -16,7 +16,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from litegate.config import ConfigHolder, from_dict
+from litegate.config import ConfigError, ConfigHolder, from_dict
 from litegate.http.app import create_app
 from tests.conftest import base, ollama_config
 from tests.fakes import anthropic as fake_anthropic
@@ -361,7 +361,7 @@ async def test_our_stored_id_continues_on_a_native_model(lg, servers):
 
 # ---------------------------------------------------------------- litegate's web search
 @pytest.mark.parametrize("stream", [False, True])
-async def test_hosted_web_search_for_any_model(lg, servers, stream):
+async def test_hosted_web_search_for_any_model(lg, servers, stream, openai_schema):
     """A web_search tool is run by litegate: web_search_call items, url_citation annotations on the text, and no
     function call for the client to run."""
     kwargs = dict(model="searcher", input="who won the 2026 chess olympiad", tools=[{"type": "web_search"}],
@@ -371,6 +371,7 @@ async def test_hosted_web_search_for_any_model(lg, servers, stream):
             r = await s.get_final_response()
     else:
         r = await lg.responses.create(**kwargs)
+    openai_schema("Response", r.model_dump(mode="json", exclude_unset=True))
     kinds = [o.type for o in r.output]
     assert kinds == ["message", "web_search_call", "message"]  # "Let me search.", the search, the answer
     search = r.output[1]
@@ -408,3 +409,22 @@ async def _get(lg, path: str) -> str:
     async with aiohttp.ClientSession() as s:
         async with s.get(lg.server.make_url(path)) as r:
             return await r.text()
+
+
+# ---------------------------------------------------------------- config
+CONFIG_CASES = [
+    ("responses_api on a provider that has no Responses API",
+     {"models": [{"name": "m", "provider": "ollama", "model": "x", "responses_api": True}]}, "$.models[0].responses_api"),
+    ("a retention of zero days", {"models": [{"name": "m", "provider": "ollama", "model": "x"}],
+                                  "responses": {"retention_days": 0}}, "$.responses.retention_days"),
+    ("an unknown key in the responses block", {"models": [{"name": "m", "provider": "ollama", "model": "x"}],
+                                               "responses": {"keep": True}}, "$.responses"),
+]
+
+
+@pytest.mark.parametrize("doc,path", [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES])
+def test_config_faults_name_their_path(doc, path):
+    """The responses block and the responses_api flag are checked at load, each fault naming its JSON path."""
+    with pytest.raises(ConfigError) as e:
+        from_dict(doc, env={})
+    assert path in [p for p, _ in e.value.problems], e.value.problems
