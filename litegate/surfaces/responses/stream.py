@@ -22,6 +22,8 @@ import time
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
+
 from litegate import wire
 from litegate.errors import GatewayError
 from litegate.wire import (
@@ -76,6 +78,7 @@ class ResponsesWriter:
         self.out: list[bytes] = []
         self.started = False
         self.items: list[dict[str, Any] | None] = []  # by output_index; None while an item is open
+        self.encoded: list[bytes | None] = []  # the same items already encoded, where a frame needed them
         self.open: _Item | None = None
         self.queued: dict[int, list[ToolCallDelta]] = {}  # tool-call fragments waiting for the open call
         self.closed_calls: set[int] = set()
@@ -123,7 +126,11 @@ class ResponsesWriter:
                                     incomplete={"reason": cut} if cut else None,
                                     completed_at=int(time.time()) if not cut else None)
         event = "response.incomplete" if cut and not self.cut_as_completed else "response.completed"
-        self._emit(event, {"response": self.final})
+        if self.frames:  # items whose done frame encoded them go in as they are
+            output = [msgspec.Raw(e) if e is not None else i for i, e in zip(self.items, self.encoded) if i is not None]
+            self._emit(event, {"response": {**self.final, "output": output}})
+        else:
+            self.seq += 1
         return self._take()
 
     def fail(self, err: GatewayError) -> list[bytes]:
@@ -146,6 +153,13 @@ class ResponsesWriter:
         if self.frames:  # `fields` spliced in after type and sequence_number, without merging dicts
             head = _HEADS.get(kind) or _head(kind)
             self.out.append(head + str(seq).encode() + b"," + _encode(fields)[1:] + b"\n\n")
+
+    def _raw(self, kind: str, fields: bytes) -> None:
+        """An event whose fields (after sequence_number, with their leading comma) are already encoded."""
+        seq = self.seq
+        self.seq += 1
+        if self.frames:
+            self.out.append(_HEADS[kind] + str(seq).encode() + fields + b"}\n\n")
 
     def _delta(self, head: bytes, item: _Item, text: str, tail: bytes = b"}\n\n") -> None:
         """A delta event from pre-encoded pieces: the per-token path of every stream."""
@@ -174,6 +188,7 @@ class ResponsesWriter:
     def _open(self, kind: str, prefix: str) -> _Item:
         item = _Item(kind, len(self.items), self._item_id(prefix, len(self.items)))
         self.items.append(None)
+        self.encoded.append(None)
         self.open = item
         return item
 
@@ -199,12 +214,13 @@ class ResponsesWriter:
         if item is None or item.kind != "message":
             self._close()
             item = self._open("message", "msg")
-            self._emit("response.output_item.added", {"output_index": item.index, "item": {
-                "id": item.id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}})
-            where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
-            self._emit("response.content_part.added",
-                       {**where, "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
-            item.mid = _mid(where)
+            # fixed shapes around our own ascii ids: written from templates, not encoded (the hot path)
+            index, where = str(item.index).encode(), _where(item, b',"content_index":0')
+            self._raw("response.output_item.added", b',"output_index":' + index + b',"item":{"id":"' + item.id.encode()
+                      + b'","type":"message","status":"in_progress","role":"assistant","content":[]}')
+            self._raw("response.content_part.added",
+                      where + b',"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}')
+            item.mid = where + b',"delta":'
         item.parts.append(text)
         self._delta(_TEXT_HEAD, item, text, _TEXT_TAIL)
 
@@ -243,11 +259,20 @@ class ResponsesWriter:
         self.open = None
         text = "".join(item.parts)
         if item.kind == "message":
-            where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
             body = message_item(item.id, text, item.annotations, status)
-            self._emit("response.output_text.done", {**where, "text": text, "logprobs": []})
-            self._emit("response.content_part.done", {**where, "part": body["content"][0]})
-            self._done(item, body)
+            if not self.frames:
+                self.seq += 2
+                self._done(item, body)
+                return
+            where, text_json = _where(item, b',"content_index":0'), _encode(text)
+            part = (b'{"type":"output_text","text":' + text_json + b',"annotations":'
+                    + (_encode(item.annotations) if item.annotations else b"[]") + b',"logprobs":[]}')
+            self._raw("response.output_text.done", where + b',"text":' + text_json + b',"logprobs":[]')
+            self._raw("response.content_part.done", where + b',"part":' + part)
+            encoded = (b'{"id":"' + item.id.encode() + b'","type":"message","status":"' + status.encode()
+                       + b'","role":"assistant","content":[' + part + b"]}")
+            self.items[item.index], self.encoded[item.index] = body, encoded
+            self._raw("response.output_item.done", b',"output_index":' + str(item.index).encode() + b',"item":' + encoded)
         elif item.kind == "reasoning":
             where = {"item_id": item.id, "output_index": item.index, "summary_index": 0}
             self._emit("response.reasoning_summary_text.done", {**where, "text": text})
@@ -315,6 +340,7 @@ class ResponsesWriter:
             action = {"type": "open_page", "url": args.get("url") if isinstance(args.get("url"), str) else None}
         index = len(self.items)
         self.items.append(None)
+        self.encoded.append(None)
         item = {"id": self._item_id("ws", index), "type": "web_search_call", "status": "in_progress", "action": action}
         self.searches[ev.id] = (index, item)
         where = {"item_id": item["id"], "output_index": index}
@@ -337,6 +363,10 @@ class ResponsesWriter:
         self._emit("response.web_search_call.completed", {"item_id": item["id"], "output_index": index})
         self.items[index] = done
         self._emit("response.output_item.done", {"output_index": index, "item": done})
+
+
+def _where(item: _Item, extra: bytes = b"") -> bytes:
+    return b',"item_id":"' + item.id.encode() + b'","output_index":' + str(item.index).encode() + extra
 
 
 def _mid(where: dict[str, Any]) -> bytes:
