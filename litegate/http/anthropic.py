@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from litegate.config import Config
-from litegate.core import gateway, router
+from litegate.core import gateway
 from litegate.core.services import Call, Plan
 from litegate.errors import BadRequest
 from litegate.http import edge
@@ -74,17 +74,18 @@ async def count_tokens(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- helpers
-def _chain(cfg: Config, name: str) -> list[str]:
-    return [n for n, _ in router.chain(cfg, name, "direct")]
+def _providers(cfg: Config, name: str) -> set[str]:
+    """The providers of every deployment a model name can reach: its group, then its fallbacks."""
+    groups = cfg.groups()
+    return {d.provider for n in (name, *cfg.router.fallbacks.get(name, ())) for d in groups.get(n, ())}
 
 
 def _anthropic_only(cfg: Config, requested: str) -> bool:
     """Every deployment the name can reach (fallbacks included) is Anthropic: the request goes natively."""
     name = cfg.resolve_name(requested)
-    groups = cfg.groups()
-    if name not in groups:
+    if name not in cfg.groups():
         return False  # unknown (the plan says so) or a virtual model: its rules decide later
-    return all(d.provider == "anthropic" for n in _chain(cfg, name) for d in groups.get(n, ()))
+    return _providers(cfg, name) == {"anthropic"}
 
 
 def _search_allowed(cfg: Config, mreq: face.MessagesRequest, native: bool) -> None:
@@ -97,10 +98,7 @@ def _search_allowed(cfg: Config, mreq: face.MessagesRequest, native: bool) -> No
 
 def _native_body(cfg: Config, plan: Plan, raw: bytes) -> dict:
     """The client's body as JSON, only when some deployment of the plan speaks Anthropic."""
-    groups = cfg.groups()
-    if any(d.provider == "anthropic" for n in _chain(cfg, plan.model) for d in groups.get(n, ())):
-        return orjson.loads(raw)
-    return {}
+    return orjson.loads(raw) if "anthropic" in _providers(cfg, plan.model) else {}
 
 
 def _warn_small_context(call: Call, plan: Plan, estimate: int) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from litegate.wire import ChatCompletion, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
-from .blocks import Blocks, message_id
+from litegate.wire import ChatCompletion, StreamEvent, Usage
+from .blocks import SIGNATURE, Blocks, message_id, stop_reason, tool_id
 
 _INPUT_BLOCKS = ("tool_use", "server_tool_use")
 
@@ -70,21 +70,25 @@ def _object(text: str) -> dict[str, Any]:
 
 
 def from_completion(done: ChatCompletion, model: str, *, input_estimate: int = 0) -> dict[str, Any]:
-    """A ChatCompletion (choice 0) as a Messages response under the client's model name."""
-    b = MessageBuilder(model, input_estimate=input_estimate)
+    """A ChatCompletion (choice 0) as a Messages response under the client's model name: the blocks
+    the builder would make from the same answer, built directly (this is the non-streaming hot path)."""
+    content: list[dict[str, Any]] = []
+    reason, calls = "stop", 0
     if done.choices:
         choice = done.choices[0]
-        msg = choice.message
+        msg, reason = choice.message, choice.finish_reason
         if isinstance(msg.reasoning_content, str) and msg.reasoning_content:
-            b.feed(ReasoningDelta(msg.reasoning_content))
+            content.append({"type": "thinking", "thinking": msg.reasoning_content, "signature": SIGNATURE})
         if msg.content:
-            b.feed(TextDelta(msg.content))
-        for i, call in enumerate(msg.tool_calls or ()):
-            b.feed(ToolCallDelta(i, call.function.arguments, call.id, call.function.name))
-        b.feed(Finish(choice.finish_reason))
-    if isinstance(done.usage, Usage):
-        b.feed(UsageEvent(done.usage))
-    return b.result()
+            content.append({"type": "text", "text": msg.content})
+        for call in msg.tool_calls or ():
+            content.append({"type": "tool_use", "id": tool_id(call.id), "name": call.function.name,
+                            "input": _object(call.function.arguments)})
+            calls += 1
+    counts = Blocks(input_estimate)
+    counts.usage = done.usage if isinstance(done.usage, Usage) else None
+    return {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": stop_reason(reason, calls > 0), "stop_sequence": None, "usage": counts.final_usage()}
 
 
 def model_list(models: list[tuple[str, int]]) -> dict:
