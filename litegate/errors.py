@@ -113,6 +113,14 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not send its request (its body) in time; the connection is closed."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
@@ -130,6 +138,19 @@ class InternalError(GatewayError):
     status = 500
     type = "server_error"
     code = "internal_error"
+
+
+class ShuttingDown(GatewayError):
+    """litegate is stopping and its drain grace (server.shutdown_grace_s) ran out."""
+
+    status = 503
+    type = "service_unavailable_error"
+    code = "server_shutting_down"
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """A client-supplied value as it may be echoed in a message or a log line: at most `limit` characters."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 class UpstreamError(GatewayError):

@@ -91,8 +91,9 @@ async def test_sign_in_sets_a_strict_httponly_session_cookie(ollama, dash):
 
 
 async def test_cookie_is_secure_when_the_request_came_over_https(ollama, dash):
-    """Behind `tailscale serve` (X-Forwarded-Proto: https) the session cookie is marked Secure."""
-    client, _, _ = await dash(ollama_config(ollama, **keys()))
+    """Behind `tailscale serve` (a trusted proxy saying X-Forwarded-Proto: https) the session cookie is
+    marked Secure."""
+    client, _, _ = await dash(ollama_config(ollama, server={"trusted_proxies": ["127.0.0.1", "::1"]}, **keys()))
     resp = await sign_in(client, headers={"x-forwarded-proto": "https"})
     assert resp.status == 303
     assert "secure" in [part.strip().lower() for part in set_cookie(resp).split(";")]
@@ -113,8 +114,9 @@ async def test_wrong_or_non_admin_key_is_refused_without_a_cookie(ollama, dash):
 
 async def test_sign_in_attempts_are_rate_limited_per_client(ollama, dash):
     """Five failed sign-ins in a minute from one address: the sixth attempt is a 429 with retry-after even
-    with the right key; another address is unaffected, and the first may try again once the minute has passed."""
-    client, _, _ = await dash(ollama_config(ollama, **keys()))
+    with the right key; another address (forwarded by a trusted proxy) is unaffected, and the first may try
+    again once the minute has passed."""
+    client, _, _ = await dash(ollama_config(ollama, server={"trusted_proxies": ["127.0.0.0/8", "::1"]}, **keys()))
     now = [1000.0]
     client.server.app[sessions.THROTTLE].clock = lambda: now[0]
     for _ in range(5):
@@ -126,6 +128,21 @@ async def test_sign_in_attempts_are_rate_limited_per_client(ollama, dash):
     assert elsewhere.status == 303  # through a loopback proxy, the forwarded address is the client
     now[0] += 61
     assert (await sign_in(client, "sk-admin")).status == 303
+
+
+async def test_forwarded_headers_count_only_from_trusted_proxies(ollama, dash):
+    """Without server.trusted_proxies a client cannot dodge the sign-in throttle with a made-up
+    X-Forwarded-For, nor get a Secure cookie over plain HTTP by claiming X-Forwarded-Proto: https
+    (loopback peers are not trusted by default)."""
+    client, _, _ = await dash(ollama_config(ollama, **keys()))
+    client.server.app[sessions.THROTTLE].clock = lambda: 1000.0
+    for i in range(5):
+        assert (await sign_in(client, "sk-wrong", headers={"x-forwarded-for": f"100.64.0.{i}"})).status == 401
+    refused = await sign_in(client, "sk-admin", headers={"x-forwarded-for": "100.64.0.99"})
+    assert refused.status == 429
+    client.server.app[sessions.THROTTLE].clock = lambda: 2000.0
+    resp = await sign_in(client, headers={"x-forwarded-proto": "https"})
+    assert resp.status == 303 and "secure" not in [p.strip().lower() for p in set_cookie(resp).split(";")]
 
 
 async def test_sign_out_ends_the_session(ollama, dash):

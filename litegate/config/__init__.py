@@ -55,6 +55,13 @@ class Server(_Frozen):
     watch_config: bool = False
     event_loop: str = "auto"
     ollama_version: str = "0.12.10"  # what the Ollama face's /api/version reports
+    # Hostile or broken clients (docs/security.md): connection and body limits.
+    idle_timeout_s: float = 15
+    body_timeout_s: float = 60
+    max_connections_per_peer: int = 256
+    max_json_depth: int = 64
+    max_upstream_reply_mb: float = 64
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class Timeouts(_Frozen):
@@ -285,6 +292,22 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, dict=True)
         return self._groups
 
     @functools.cached_property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """server.trusted_proxies as networks (a bare address is a /32 or /128)."""
+        return tuple(ipaddress.ip_network(p, strict=False) for p in self.server.trusted_proxies)
+
+    def is_trusted_proxy(self, peer: str | None) -> bool:
+        if not peer or not self.server.trusted_proxies:
+            return False
+        try:
+            addr = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.trusted_proxies)
+
+    @functools.cached_property
     def has_context_windows(self) -> bool:
         return any(d.context_window for d in self.models)
 
@@ -340,7 +363,7 @@ def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | No
     problems = [(e.json_path, _redact(e)) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
     if problems:
         raise ConfigError(source, problems)
-    problems = checks.resolve_secrets(doc, env) + checks.references(doc)
+    problems = checks.resolve_secrets(doc, env) + checks.references(doc) + checks.server(doc)
     if problems:
         raise ConfigError(source, problems)
     checks.assign_ids(doc["models"])

@@ -84,6 +84,17 @@ def _trusted_networks(auth: dict[str, Any], key_names: set[str]) -> list[tuple[s
     return problems
 
 
+def server(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """server.trusted_proxies must each be an address or a network."""
+    problems = []
+    for i, entry in enumerate(doc.get("server", {}).get("trusted_proxies", [])):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append((f"$.server.trusted_proxies[{i}]", f"{entry!r} is not an IP address or network"))
+    return problems
+
+
 def references(doc: dict[str, Any]) -> list[tuple[str, str]]:
     names = {m["name"] for m in doc["models"]}
     router = doc.get("router", {})

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 
 from litegate.config import Config, Key, TrustedNetwork
-from litegate.errors import Forbidden, Unauthorized
+from litegate.errors import BadRequest, Forbidden, Unauthorized, clip
 
 KEY_PREFIX = "sk-lg-"
 
@@ -79,8 +79,11 @@ def authenticate(cfg: Config, authorization: str | None, api_key_header: str | N
         if trusted is None:
             raise Unauthorized(MISSING_KEY)
         return Principal(trusted.name, trusted.models, False, trusted.key)
+    try:
+        given = presented.encode()
+    except UnicodeEncodeError:  # aiohttp keeps undecodable header bytes as surrogates
+        raise BadRequest("the API key header is not valid UTF-8", code="invalid_api_key") from None
     found = None
-    given = presented.encode()
     for key in cfg.auth.keys:
         if _matches(key, given, presented) and found is None:
             found = key
@@ -109,7 +112,7 @@ def check_model(principal: Principal, requested: str, resolved: str) -> None:
     """A key may call a model by its client-facing name or by what that name resolves to."""
     if principal.may_use(requested) or principal.may_use(resolved):
         return
-    raise Forbidden(f"key '{principal.name}' may not use model '{requested}'", param="model")
+    raise Forbidden(f"key '{principal.name}' may not use model '{clip(requested)}'", param="model")
 
 
 def require_admin(principal: Principal) -> None:

@@ -17,10 +17,11 @@ from litegate.config import Classifier, Config
 from litegate.core import auth, router, rules
 from litegate.core.attempts import complete
 from litegate.core.services import Call, Plan, Services
-from litegate.errors import BadRequest, GatewayError
+from litegate.errors import BadRequest, GatewayError, clip
 from litegate.wire import ChatRequest, Message
 
 log = structlog.get_logger("litegate.plan")
+MAX_MODEL_NAME = 256
 
 
 def resolve(cfg: Config, principal: auth.Principal, requested: str) -> tuple[str, str]:
@@ -33,7 +34,9 @@ def resolve(cfg: Config, principal: auth.Principal, requested: str) -> tuple[str
 async def make(svc: Services, call: Call, principal: auth.Principal, requested: str,
                req: ChatRequest | None = None) -> Plan:
     cfg = call.cfg
-    call.model = requested
+    # What the client sent is recorded (log line, usage row, metric label) only this long; no config
+    # names a model longer, so such a name ends in a 404 that quotes it clipped too (router.resolve).
+    call.model = clip(requested, MAX_MODEL_NAME)
     resolved, route = resolve(cfg, principal, requested)
     vroute = cfg.router.routes.get(resolved)
     if vroute is None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from litegate.config import Config, Deployment
-from litegate.errors import BadRequest, ModelNotFound
+from litegate.errors import BadRequest, ModelNotFound, clip
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ def resolve(cfg: Config, requested: str) -> tuple[str, str]:
         asked = asked[: -len(":latest")]
         name = cfg.resolve_name(asked)
     if name not in cfg.groups() and name not in cfg.router.routes:
-        raise ModelNotFound(f"The model '{requested}' does not exist on this gateway", param="model")
+        raise ModelNotFound(f"The model '{clip(requested)}' does not exist on this gateway", param="model")
     return name, ("direct" if name == asked else f"alias:{asked}")
 
 

@@ -78,6 +78,7 @@ class Services:
     limits: Limits = field(default_factory=Limits)
     metrics: Metrics = field(default_factory=Metrics)
     live: dict[int, Call] = field(default_factory=dict)  # requests in flight, for the dashboard
+    cut: bool = False  # the shutdown grace ran out: what is still open is being ended by litegate
     state: StateBackend | None = None  # limits' and cooldowns' home: this process (default) or Redis
 
     def __post_init__(self) -> None:
@@ -124,6 +125,7 @@ class Call:
     first_token_s: float | None = None
     server_tool_calls: int = 0
     stream_error: str | None = None
+    status: int | None = None  # the status to record when it is not the response's (a stream litegate cut)
 
     @property
     def deployment(self) -> str | None:

@@ -24,7 +24,7 @@ from litegate.http.probes import backends_body
 
 logger = structlog.get_logger("litegate")
 
-RESTART_ONLY = ("host", "port", "max_body_mb", "shutdown_grace_s")
+RESTART_ONLY = ("host", "port", "shutdown_grace_s", "idle_timeout_s")
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

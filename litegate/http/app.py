@@ -22,7 +22,7 @@ from litegate.core.services import Services
 from litegate.state import team
 from litegate.errors import GatewayError
 from litegate.http import admin, anthropic, dashboard, middleware, ollama, openai, probes, responses
-from litegate.http.appkeys import HOLDER, RESPONSES, SERVICES, STARTED
+from litegate.http.appkeys import HOLDER, IN_FLIGHT, RESPONSES, SERVICES, STARTED
 from litegate.http.sessions import SESSIONS
 from litegate.tools import SearchCache
 from litegate.usage import UsageStore
@@ -43,6 +43,7 @@ def create_app(holder: ConfigHolder) -> web.Application:
     )
     app[HOLDER] = holder
     app[STARTED] = time.time()
+    app[IN_FLIGHT] = set()
     app.cleanup_ctx.append(_usage_store)  # first in, last out: its teardown runs after _services'
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_response_store)

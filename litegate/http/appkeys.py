@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from litegate.config import ConfigHolder
@@ -15,3 +17,6 @@ STARTED = web.AppKey("started", float)
 CALL = web.RequestKey("call", Call)
 PRINCIPAL = web.RequestKey("principal", Principal)
 RESPONSES = web.AppKey("responses", ResponseStore)  # stored Responses API answers; absent when responses.store is false
+# The tasks handling a request right now: when the shutdown grace runs out each is ended by litegate
+# (middleware.cut_in_flight): a 503, or the face's error frame on a stream, instead of a dropped socket.
+IN_FLIGHT = web.AppKey("in_flight", set[asyncio.Task])

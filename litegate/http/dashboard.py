@@ -114,12 +114,15 @@ def _login_form(request: web.Request, nxt: str, error: str = "", status: int = 2
 async def login(request: web.Request) -> web.Response:
     """The sign-in form posts an admin key here; a match opens a session and sets its cookie."""
     cfg = request[CALL].cfg
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the sign-in form is not valid UTF-8 form data") from None
     nxt = _safe_next(str(form.get("next", "")))
     if not cfg.auth.keys:
         return _see_other(nxt)
     request[LOGIN_NEXT] = nxt
-    client = client_address(request)
+    client = client_address(request, cfg)
     throttle = request.app[THROTTLE]
     wait = throttle.retry_after(client)
     if wait:
@@ -136,7 +139,7 @@ async def login(request: web.Request) -> web.Response:
     log.info("dashboard_login", key=key.name, client=client)
     resp = _see_other(nxt)
     resp.set_cookie(COOKIE, token, max_age=int(store.ttl_s), path="/", httponly=True, samesite="Strict",
-                    secure=True if came_over_https(request) else None)
+                    secure=True if came_over_https(request, cfg) else None)
     return resp
 
 
@@ -169,8 +172,10 @@ async def logout(request: web.Request) -> web.Response:
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a dashboard path: never another site (`//host`, `https://...`), never the sign-in page."""
-    if not value or not value.startswith("/ui") or value.startswith("//") or "\\" in value:
+    """Only a dashboard path: never another site (`//host`, `https://...`), never the sign-in page, and
+    never a control character (CR/LF would split the Location header)."""
+    if not value or not value.startswith("/ui") or value.startswith("//") or "\\" in value \
+            or not value.isprintable():
         return "/ui"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or parts.path == LOGIN_PATH:

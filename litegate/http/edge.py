@@ -22,7 +22,7 @@ from aiohttp import web
 from litegate.core import plan as planning
 from litegate.core.auth import ANONYMOUS, Principal
 from litegate.core.services import Call, Plan
-from litegate.errors import GatewayError, InternalError
+from litegate.errors import GatewayError, InternalError, ShuttingDown
 from litegate.http.appkeys import CALL, PRINCIPAL, SERVICES
 from litegate.surfaces.base import StreamWriter
 from litegate.wire import ChatRequest, StreamEvent, encoder
@@ -67,7 +67,10 @@ def principal_of(request: web.Request) -> Principal:
 
 async def stream(request: web.Request, call: Call, events: AsyncIterator[StreamEvent],
                  writer: StreamWriter) -> web.StreamResponse:
-    """Relay events as the face's frames, with keep-alives while nothing else is being written."""
+    """Relay events as the face's frames, with keep-alives while nothing else is being written.
+
+    After the first byte every failure (a GatewayError, a bug, the shutdown grace running out)
+    becomes the face's error frame, the end of the body and the end of the connection."""
     out = _Outlet(request, call, writer)
     out.beat(call.cfg.server.sse_keepalive_s)
     try:
@@ -84,6 +87,13 @@ async def stream(request: web.Request, call: Call, events: AsyncIterator[StreamE
                 if not out.begun:
                     raise
                 await _fail(out, call, e)
+            except asyncio.CancelledError:
+                if not (out.begun and request.app[SERVICES].cut):
+                    raise  # the client went away: nothing to write to
+                asyncio.current_task().uncancel()
+                call.status = ShuttingDown.status
+                await _fail(out, call, ShuttingDown("litegate is shutting down; the stream was ended before "
+                                                    "its answer was complete"))
             except Exception:
                 if not out.begun:
                     raise
@@ -96,9 +106,11 @@ async def stream(request: web.Request, call: Call, events: AsyncIterator[StreamE
 
 
 async def _fail(out: _Outlet, call: Call, err: GatewayError) -> None:
-    """After the first byte: the face's error frame ends the stream (no retry can happen now)."""
+    """After the first byte: the face's error frame ends the stream (no retry can happen now), and the
+    connection closes after it so no client waits on a half-used keep-alive connection."""
     call.stream_error = err.code or err.type
     log.warning("stream_failed", request_id=call.request_id, deployment=call.deployment, error=err.code)
+    out.resp.force_close()
     await out.write(out.writer.fail(err))
 
 

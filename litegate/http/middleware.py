@@ -21,10 +21,12 @@ from aiohttp import web
 from litegate.core import accounting, auth
 from litegate.core.services import Call
 from litegate.errors import (
-    Forbidden, GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, SeeOther, Unauthorized,
+    Forbidden, GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, SeeOther, ShuttingDown,
+    Unauthorized, clip,
 )
 from litegate.http import sessions
-from litegate.http.appkeys import CALL, HOLDER, PRINCIPAL, SERVICES
+from litegate.http.appkeys import CALL, HOLDER, IN_FLIGHT, PRINCIPAL, SERVICES
+from litegate.http.body import body_middleware
 from litegate.surfaces import surface_for
 
 log = structlog.get_logger("litegate.api")
@@ -32,6 +34,7 @@ log = structlog.get_logger("litegate.api")
 ERROR_PAGE = web.AppKey("error_page", Callable[[web.Request, GatewayError], "web.Response | None"])
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's own id is kept only if it is this tame
 _QUIET = ("/health", "/ui/static/", "/admin/live")  # probes and the dashboard's 2-second poll
+_MAX_MESSAGE = 2000
 
 
 @web.middleware
@@ -45,9 +48,12 @@ async def context_middleware(request: web.Request, handler) -> web.StreamRespons
     svc = request.app[SERVICES]
     svc.metrics.in_flight += 1
     svc.live[id(call)] = call  # by object: a client may reuse its own x-request-id
+    task = asyncio.current_task()
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.add(task)
     try:
         resp = await handler(request)
-        status = resp.status
+        status = call.status or resp.status
         error_code = getattr(resp, "error_code", None) or call.stream_error
         if not resp.prepared:
             resp.headers["x-request-id"] = request_id
@@ -57,6 +63,7 @@ async def context_middleware(request: web.Request, handler) -> web.StreamRespons
         status, error_code = 499, "client_disconnected"  # nginx's code for a client that went away
         raise
     finally:
+        in_flight.discard(task)
         svc.metrics.in_flight -= 1
         svc.live.pop(id(call), None)
         if call.endpoint is not None:
@@ -68,8 +75,8 @@ def _access_log(request: web.Request, call: Call, status: int, error_code: str |
     if request.path.startswith(_QUIET):
         return
     usage = call.usage
-    log.info("request", request_id=call.request_id, method=request.method, path=request.path, status=status,
-             face=call.face, model=call.model or None, deployment=call.deployment, route=call.route,
+    log.info("request", request_id=call.request_id, method=request.method, path=clip(request.path, 256),
+             status=status, face=call.face, model=clip(call.model) if call.model else None, deployment=call.deployment, route=call.route,
              tried=call.tried or None, key=call.key, error=error_code,
              prompt_tokens=usage.prompt_tokens if usage else None,
              completion_tokens=usage.completion_tokens if usage else None,
@@ -78,10 +85,26 @@ def _access_log(request: web.Request, call: Call, status: int, error_code: str |
              upstream_ms=round(call.upstream_s * 1000, 1))
 
 
+def cut_in_flight(app: web.Application) -> int:
+    """The shutdown grace ran out: end what is still running (error_middleware answers 503, a begun
+    stream gets its face's error frame in edge.stream); return how many were cut."""
+    app[SERVICES].cut = True
+    tasks = list(app[IN_FLIGHT])
+    for task in tasks:
+        task.cancel()
+    return len(tasks)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except asyncio.CancelledError:
+        if not request.app[SERVICES].cut or request.transport is None or request.transport.is_closing():
+            raise  # the client went away
+        asyncio.current_task().uncancel()
+        return error_response(request, ShuttingDown("litegate is shutting down and could not finish this "
+                                                    "request within server.shutdown_grace_s"))
     except GatewayError as e:
         return error_response(request, e)
     except web.HTTPRequestEntityTooLarge:
@@ -104,12 +127,16 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 def error_response(request: web.Request, err: GatewayError) -> web.Response:
     if isinstance(err, SeeOther):
         return web.Response(status=err.status, headers=err.headers())
+    if len(err.message) > _MAX_MESSAGE:  # a message quoting what a client sent stays small
+        err.message = clip(err.message, _MAX_MESSAGE)
     page = request.app.get(ERROR_PAGE)
     resp = page(request, err) if page is not None and sessions.is_page(request.path) else None
     if resp is None:
         status, body = surface_for(request.path).render_error(err)
         resp = web.Response(body=body, status=status, content_type="application/json", headers=err.headers())
     resp.error_code = err.code or err.type  # type: ignore[attr-defined]
+    if err.status in (408, 413):  # the body was not read to its end: the connection cannot carry another request
+        resp.force_close()
     return resp
 
 
@@ -172,4 +199,4 @@ async def _session_principal(request: web.Request, call: Call) -> auth.Principal
 
 
 MIDDLEWARES: tuple[Callable[..., Awaitable[web.StreamResponse]], ...] = (
-    context_middleware, error_middleware, auth_middleware)
+    context_middleware, error_middleware, auth_middleware, body_middleware)

@@ -13,7 +13,7 @@ from litegate.config import Config
 from litegate.core import gateway
 from litegate.core import plan as planning
 from litegate.core.auth import Principal
-from litegate.errors import BadRequest, NotFound
+from litegate.errors import BadRequest, NotFound, clip
 from litegate.http import edge
 from litegate.http.appkeys import CALL, SERVICES
 from litegate.surfaces import anthropic as anthropic_face
@@ -74,7 +74,7 @@ async def get_model(request: web.Request) -> web.Response:
     for m in models_for(call.cfg, edge.principal_of(request)):
         if m.id == model_id:
             return edge.reply(call, m)
-    raise NotFound(f"The model '{model_id}' does not exist on this gateway", param="model", code="model_not_found")
+    raise NotFound(f"The model '{clip(model_id)}' does not exist on this gateway", param="model", code="model_not_found")
 
 
 def add_routes(app: web.Application) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from typing import Any
@@ -186,27 +185,27 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def client_address(request: web.Request) -> str:
-    """Who is signing in. Behind a proxy on this machine (`tailscale serve`) the peer is loopback and
-    the proxy appends the real client to X-Forwarded-For, so its last entry is the one to trust."""
+def client_address(request: web.Request, cfg: Config) -> str:
+    """Who is signing in: the peer, unless the peer is a proxy named in server.trusted_proxies (such as
+    `tailscale serve` on 127.0.0.1); then the nearest X-Forwarded-For entry that is not itself a trusted
+    proxy (each proxy appends the address it saw, so entries further left are the client's own claims)."""
     remote = request.remote or ""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded and _is_loopback(remote):
-        return forwarded.rsplit(",", 1)[-1].strip() or remote
-    return remote
+    if not cfg.is_trusted_proxy(remote):
+        return remote
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not cfg.is_trusted_proxy(hop):
+            return hop
+    return hops[0] if hops else remote
 
 
-def came_over_https(request: web.Request) -> bool:
-    """HTTPS to us, or to the proxy in front (`tailscale serve` sets X-Forwarded-Proto)."""
-    proto = request.headers.get("x-forwarded-proto", "").split(",", 1)[0].strip().lower()
-    return request.secure or proto == "https"
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+def came_over_https(request: web.Request, cfg: Config) -> bool:
+    """HTTPS to us, or to a trusted proxy in front (`tailscale serve` sets X-Forwarded-Proto)."""
+    if request.secure:
+        return True
+    if not cfg.is_trusted_proxy(request.remote):
         return False
+    return request.headers.get("x-forwarded-proto", "").split(",", 1)[0].strip().lower() == "https"
 
 
 SESSIONS = web.AppKey("sessions", Sessions)

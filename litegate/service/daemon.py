@@ -27,7 +27,7 @@ from litegate import log, state
 from litegate.config import ConfigError, ConfigHolder, exposure_problem, load
 from litegate.config.envfile import EnvFileError, environment
 from litegate.errors import GatewayError
-from litegate.http import admin
+from litegate.http import admin, listen, middleware
 from litegate.http.app import create_app
 
 logger = structlog.get_logger("litegate")
@@ -41,10 +41,10 @@ WATCH_INTERVAL_S = 1.0
 async def _run(holder: ConfigHolder, host: str, port: int) -> int:
     cfg = holder.current
     app = create_app(holder)
-    # shutdown_timeout bounds the drain: runner.cleanup() stops the site (listening socket closed), waits for
-    # each connection's in-flight handler up to this long, then cancels what is left, then runs cleanup_ctx.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                           shutdown_timeout=cfg.server.shutdown_grace_s)
+    # runner.cleanup() stops the site (listening socket closed), waits for each connection's in-flight handler,
+    # then runs cleanup_ctx; at server.shutdown_grace_s we end what is left ourselves (cut_in_flight), so each
+    # client gets a 503 or its face's error frame rather than a dropped socket (see http/listen.py).
+    runner = listen.runner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
@@ -67,9 +67,17 @@ async def _run(holder: ConfigHolder, host: str, port: int) -> int:
     for s in list(runner.sites):
         await s.stop()  # the listening socket closes now: new connections are refused, not queued
     logger.info("shutdown_draining", open_connections=len(runner.server.connections) if runner.server else 0)
+    cut = loop.call_later(cfg.server.shutdown_grace_s, _cut, app)
     await runner.cleanup()
+    cut.cancel()
     logger.info("shutdown_complete", drain_s=round(time.monotonic() - started, 3))
     return 0
+
+
+def _cut(app: web.Application) -> None:
+    n = middleware.cut_in_flight(app)
+    if n:
+        logger.warning("shutdown_grace_expired", cut=n)
 
 
 def _on_signals(loop: asyncio.AbstractEventLoop, reload: Reloader, stop: asyncio.Event, grace_s: float) -> None:
