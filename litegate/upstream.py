@@ -24,6 +24,7 @@ from litegate.providers import UpstreamRequest
 
 ParseError = Callable[[int, bytes, Mapping[str, str]], GatewayError]
 _MAX_ERROR_BODY = 1 << 20
+DEFAULT_MAX_REPLY = 64 << 20  # server.max_upstream_reply_mb's default
 
 
 def _timeout(t: Timeouts) -> aiohttp.ClientTimeout:
@@ -58,14 +59,24 @@ async def _raise_for_status(resp: aiohttp.ClientResponse, parse_error: ParseErro
     raise err
 
 
+def _too_big(label: str, max_bytes: int) -> UpstreamError:
+    return UpstreamError(f"deployment {label} sent a reply larger than server.max_upstream_reply_mb "
+                         f"({_size(max_bytes)})", code="upstream_reply_too_large", retryable=False)
+
+
 async def send(session: aiohttp.ClientSession, ureq: UpstreamRequest, timeouts: Timeouts,
-               parse_error: ParseError, label: str) -> bytes:
-    """One request, whole reply. Cancelling the caller closes the connection at once."""
+               parse_error: ParseError, label: str, max_bytes: int = DEFAULT_MAX_REPLY) -> bytes:
+    """One request, whole reply (at most max_bytes, else 502). Cancelling the caller closes the connection."""
     try:
         async with session.request(ureq.method, ureq.url, data=ureq.body, headers=ureq.headers,
                                    timeout=_timeout(timeouts)) as resp:
             await _raise_for_status(resp, parse_error, label)
-            return await resp.read()
+            if resp.content_length is not None and resp.content_length > max_bytes:
+                raise _too_big(label, max_bytes)
+            body = await _read_capped(resp, max_bytes)
+            if len(body) > max_bytes:
+                raise _too_big(label, max_bytes)
+            return body
     except GatewayError:
         raise
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
@@ -78,15 +89,20 @@ async def probe(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
             if resp.status >= 300:
                 raise UpstreamError(f"{url} answered HTTP {resp.status}")
-            return await resp.read()
+            body = await _read_capped(resp, _MAX_ERROR_BODY)
+            if len(body) > _MAX_ERROR_BODY:
+                raise UpstreamError(f"{url} sent a status reply larger than {_size(_MAX_ERROR_BODY)}")
+            return body
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
         raise UpstreamUnavailable(f"{url}: {type(e).__name__}") from None
 
 
 @asynccontextmanager
 async def open_stream(session: aiohttp.ClientSession, ureq: UpstreamRequest, timeouts: Timeouts,
-                      parse_error: ParseError, label: str, framing: str) -> AsyncIterator[AsyncIterator[bytes]]:
-    """Open a streaming reply and yield its frames; leaving the block closes the connection."""
+                      parse_error: ParseError, label: str, framing: str,
+                      max_bytes: int = DEFAULT_MAX_REPLY) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Open a streaming reply and yield its frames (none larger than max_bytes); leaving the block
+    closes the connection."""
     try:
         resp = await session.request(ureq.method, ureq.url, data=ureq.body, headers=ureq.headers,
                                      timeout=_timeout(timeouts))
@@ -94,7 +110,7 @@ async def open_stream(session: aiohttp.ClientSession, ureq: UpstreamRequest, tim
         raise _connection_error(label, e, timeouts) from None
     try:
         await _raise_for_status(resp, parse_error, label)
-        frames = ndjson_frames(resp, label) if framing == "ndjson" else sse_frames(resp, label)
+        frames = (ndjson_frames if framing == "ndjson" else sse_frames)(resp, label, max_bytes)
         yield frames
     finally:
         resp.close()
@@ -110,11 +126,14 @@ async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[byt
         raise StreamInterrupted(f"deployment {label} broke the stream: {type(e).__name__}") from None
 
 
-async def ndjson_frames(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[bytes]:
+async def ndjson_frames(resp: aiohttp.ClientResponse, label: str,
+                        max_bytes: int = DEFAULT_MAX_REPLY) -> AsyncIterator[bytes]:
     buf = b""
     async for chunk in _chunks(resp, label):
         buf += chunk
         if b"\n" not in chunk:
+            if len(buf) > max_bytes:  # one line that never ends
+                raise _too_big(label, max_bytes)
             continue
         *lines, buf = buf.split(b"\n")
         for line in lines:
@@ -124,13 +143,17 @@ async def ndjson_frames(resp: aiohttp.ClientResponse, label: str) -> AsyncIterat
         yield buf
 
 
-async def sse_frames(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[bytes]:
+async def sse_frames(resp: aiohttp.ClientResponse, label: str,
+                     max_bytes: int = DEFAULT_MAX_REPLY) -> AsyncIterator[bytes]:
     """SSE `data:` payloads, one per event; comments and event names are dropped."""
     buf = b""
     data: list[bytes] = []
+    held = 0  # bytes of the event being gathered
     async for chunk in _chunks(resp, label):
         buf += chunk
         if b"\n" not in chunk:
+            if len(buf) + held > max_bytes:  # one event that never ends
+                raise _too_big(label, max_bytes)
             continue
         *lines, buf = buf.split(b"\n")
         for line in lines:
@@ -138,9 +161,12 @@ async def sse_frames(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[
             if not line:
                 if data:
                     yield b"\n".join(data)
-                    data = []
+                    data, held = [], 0
             elif line.startswith(b"data:"):
                 data.append(line[6:] if line[5:6] == b" " else line[5:])
+                held += len(line)
+                if held > max_bytes:
+                    raise _too_big(label, max_bytes)
     if buf.startswith(b"data:"):
         data.append(buf[5:].strip())
     if data:

@@ -8,14 +8,24 @@ Fields that OpenAI omits when absent use UNSET; fields OpenAI always sends as nu
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
 
 class _In(msgspec.Struct, omit_defaults=True):
     """Base for inbound (client request) types: unknown fields are ignored."""
+
+
+# The integer ranges OpenAI's API accepts (openai-openapi.yaml): outside is a 400 naming the field, never
+# passed on (Ollama reads num_predict -1 as "no limit"). Sampling floats are clamped by each provider.
+_MAX64 = (1 << 63) - 1
+_Int64 = Meta(ge=-(1 << 63), le=_MAX64)
+AtLeastOne = Annotated[int, Meta(ge=1, le=_MAX64)]
+NonNegative = Annotated[int, Meta(ge=0, le=_MAX64)]
+Choices = Annotated[int, Meta(ge=1, le=128)]
+Seed = Annotated[int, _Int64]
 
 
 # ---------------------------------------------------------------- request: content and messages
@@ -33,12 +43,14 @@ class ContentPart(_In):
     refusal: str | None = None
 
 
-class FunctionCall(_In):
+# Written out whole even where a field has its default: `"type": "function"` and `arguments` are
+# required on the wire (OpenAI rejects a tool without its type), whoever built the struct.
+class FunctionCall(_In, omit_defaults=False):
     name: str
     arguments: str = ""
 
 
-class ToolCall(_In):
+class ToolCall(_In, omit_defaults=False):
     function: FunctionCall
     id: str | None = None
     type: str = "function"
@@ -64,7 +76,7 @@ class FunctionDef(_In):
     strict: bool | None = None
 
 
-class Tool(_In):
+class Tool(_In, omit_defaults=False):
     function: FunctionDef
     type: str = "function"
 
@@ -73,7 +85,7 @@ class ToolChoiceFunction(_In):
     name: str
 
 
-class NamedToolChoice(_In):
+class NamedToolChoice(_In, omit_defaults=False):
     function: ToolChoiceFunction
     type: str = "function"
 
@@ -116,19 +128,19 @@ class ChatRequest(_In, _Streamed):
     messages: list[Message]
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_completion_tokens: int | None = None
-    max_tokens: int | None = None
+    max_completion_tokens: AtLeastOne | None = None
+    max_tokens: AtLeastOne | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None  # not OpenAI's; Anthropic's, Ollama's, Gemini's and most OpenAI-compatible servers'
     stop: Union[str, list[str], None] = None
-    n: int | None = None
-    seed: int | None = None
+    n: Choices | None = None
+    seed: Seed | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     user: str | None = None
     tools: list[Tool] | None = None
     tool_choice: Union[str, NamedToolChoice, None] = None
@@ -153,7 +165,7 @@ class EmbeddingsRequest(_In):
     # str, list of str, token ints or lists of token ints (msgspec allows one array type per union)
     input: Union[str, list[Union[str, int, list[int]]]]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
+    dimensions: AtLeastOne | None = None
     user: str | None = None
 
 
@@ -161,17 +173,17 @@ class CompletionRequest(_In, _Streamed):
     model: str
     prompt: Union[str, list[Union[str, int, list[int]]], None] = None
     suffix: str | None = None
-    max_tokens: int | None = None
+    max_tokens: NonNegative | None = None
     temperature: float | None = None
     top_p: float | None = None
     stop: Union[str, list[str], None] = None
-    n: int | None = None
-    seed: int | None = None
+    n: Choices | None = None
+    seed: Seed | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     echo: bool | None = None
-    best_of: int | None = None
-    logprobs: int | None = None
+    best_of: Annotated[int, Meta(ge=0, le=20)] | None = None
+    logprobs: Annotated[int, Meta(ge=0, le=5)] | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None

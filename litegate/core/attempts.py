@@ -18,7 +18,7 @@ from litegate import upstream
 from litegate.config import Config, Deployment
 from litegate.core import router
 from litegate.core.services import Call, Plan, Services
-from litegate.errors import GatewayError, UpstreamUnavailable
+from litegate.errors import GatewayError, UpstreamError, UpstreamUnavailable
 from litegate.providers import PROVIDERS, Provider, UpstreamRequest
 from litegate.wire import ChatCompletion, ChatRequest, StreamEvent
 
@@ -87,8 +87,14 @@ async def request(svc: Services, call: Call, plan: Plan, build: Build,
 
     async def attempt(d: Deployment, p: Provider) -> T:
         ureq = await build(d, p)
-        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
-        return parse(p, body, d)
+        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id,
+                                                _reply_cap(call)))
+        try:
+            return parse(p, body, d)
+        except GatewayError:
+            raise
+        except Exception as e:  # a value the provider could not make sense of is the backend's fault
+            raise unreadable(d, e) from None
 
     return await walk(svc, call, plan, attempt, only=only)
 
@@ -103,8 +109,9 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
         try:
             ureq = await build(d, p)
             frames = await call.waiting(mine.enter_async_context(
-                upstream.open_stream(svc.session, ureq, d.timeouts, p.parse_error, d.id, p.framing)))
-            events = parse(p)(frames, d)
+                upstream.open_stream(svc.session, ureq, d.timeouts, p.parse_error, d.id, p.framing,
+                                     _reply_cap(call))))
+            events = _readable(parse(p)(frames, d), d)
             mine.push_async_callback(events.aclose)
             first = await call.waiting(events.__anext__())
         except StopAsyncIteration:
@@ -118,6 +125,28 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
 
     events, first = await walk(svc, call, plan, attempt, hold=stack, only=only)
     return _chain(first, events)
+
+
+def _reply_cap(call: Call) -> int:
+    return int(call.cfg.server.max_upstream_reply_mb * (1 << 20))
+
+
+def unreadable(d: Deployment, e: Exception) -> UpstreamError:
+    return UpstreamError(f"deployment {d.id} sent a reply litegate could not read ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]})")
+
+
+async def _readable(events: AsyncIterator[StreamEvent], d: Deployment) -> AsyncIterator[StreamEvent]:
+    """A provider's events; a value it could not make sense of (a bug's exception) is an upstream error."""
+    try:
+        async for ev in events:
+            yield ev
+    except GatewayError:
+        raise
+    except Exception as e:
+        raise unreadable(d, e) from None
+    finally:
+        await events.aclose()
 
 
 async def _chain(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

@@ -47,12 +47,18 @@ class _Msg(msgspec.Struct):
     tool_calls: list[_Call] | None = None
 
 
+class _Details(msgspec.Struct):
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
 class _Usage(msgspec.Struct):
+    # Typed all the way down: a count that is not a number ("x") is a reply not in OpenAI's format (502).
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    prompt_tokens_details: dict[str, Any] | None = None
-    completion_tokens_details: dict[str, Any] | None = None
+    prompt_tokens_details: _Details | None = None
+    completion_tokens_details: _Details | None = None
 
 
 class _Choice(msgspec.Struct):
@@ -113,12 +119,12 @@ def _usage(u: _Usage | None) -> Usage:
     if u is None:
         return Usage()
     usage = Usage(u.prompt_tokens, u.completion_tokens, u.total_tokens or u.prompt_tokens + u.completion_tokens)
-    cached = (u.prompt_tokens_details or {}).get("cached_tokens") or 0
-    reasoning = (u.completion_tokens_details or {}).get("reasoning_tokens") or 0
+    cached = (u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else None) or 0
+    reasoning = (u.completion_tokens_details.reasoning_tokens if u.completion_tokens_details else None) or 0
     if cached:
-        usage.prompt_tokens_details = PromptTokensDetails(int(cached))
+        usage.prompt_tokens_details = PromptTokensDetails(cached)
     if reasoning:
-        usage.completion_tokens_details = CompletionTokensDetails(int(reasoning))
+        usage.completion_tokens_details = CompletionTokensDetails(reasoning)
     return usage
 
 
