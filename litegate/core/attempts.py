@@ -91,8 +91,8 @@ async def request(svc: Services, call: Call, plan: Plan, build: Build,
                                                 _reply_cap(call)))
         try:
             return parse(p, body, d)
-        except GatewayError:
-            raise
+        except GatewayError as e:
+            raise named(d, e) from None
         except Exception as e:  # a value the provider could not make sense of is the backend's fault
             raise unreadable(d, e) from None
 
@@ -131,6 +131,13 @@ def _reply_cap(call: Call) -> int:
     return int(call.cfg.server.max_upstream_reply_mb * (1 << 20))
 
 
+def named(d: Deployment, e: GatewayError) -> GatewayError:
+    """A backend's fault says which deployment it was (providers do not always know to)."""
+    if isinstance(e, UpstreamError) and d.id not in e.message:
+        e.message = f"deployment {d.id}: {e.message}"
+    return e
+
+
 def unreadable(d: Deployment, e: Exception) -> UpstreamError:
     return UpstreamError(f"deployment {d.id} sent a reply litegate could not read ({type(e).__name__}: "
                          f"{' '.join(str(e).split())[:200]})")
@@ -141,8 +148,8 @@ async def _readable(events: AsyncIterator[StreamEvent], d: Deployment) -> AsyncI
     try:
         async for ev in events:
             yield ev
-    except GatewayError:
-        raise
+    except GatewayError as e:
+        raise named(d, e) from None
     except Exception as e:
         raise unreadable(d, e) from None
     finally:

@@ -326,6 +326,11 @@ async def _generate_common(
 @_endpoint("ChatRequest")
 async def chat(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     model, messages = body["model"], body.get("messages") or []
+    for i, tool in enumerate(body.get("tools") or []):
+        # Stricter than Ollama itself, on purpose: the server accepts a tool without its type, but the
+        # documented shape (ollama.md) has it and model templates read it (issue 21, outbound fidelity).
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            return _error(400, f"tools[{i}]: type must be \"function\"")
     if not messages:
         return _load_response(model, _chat_body, body.get("keep_alive"))
     scenario = scenario_of(model)

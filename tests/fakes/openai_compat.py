@@ -332,9 +332,40 @@ async def chat_completions(request: web.Request, body: dict[str, Any]) -> web.St
     messages = body["messages"]
     if not isinstance(messages, list) or not messages:
         return error_response(400, "'messages' must contain at least 1 item", param="messages")
+    problem = _shape_problem(body)
+    if problem is not None:
+        return error_response(400, f"Missing required parameter: '{problem}'.", param=problem,
+                              code="missing_required_parameter")
     model = body["model"]
     steps = _steps(scenario_of(model), ["Hello", " from", f" {model}"], _include_usage(body))
     return await _Run(request, body, steps, chat=True, prompt_tokens=_message_words(messages)).respond()
+
+
+def _shape_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI's API itself refuses (openai-chat.md §2, §3): every tool and tool call has its `type`,
+    a call its `id` and string `arguments`, a tool message its `tool_call_id`. None when the body is sound."""
+    for i, tool in enumerate(body.get("tools") or []):
+        if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom"):
+            return f"tools[{i}].type"
+        if tool["type"] == "function" and not (tool.get("function") or {}).get("name"):
+            return f"tools[{i}].function.name"
+    for i, m in enumerate(body["messages"]):
+        if not isinstance(m, dict):
+            continue
+        if m.get("role") == "tool" and not m.get("tool_call_id"):
+            return f"messages[{i}].tool_call_id"
+        for j, call in enumerate(m.get("tool_calls") or []):
+            where = f"messages[{i}].tool_calls[{j}]"
+            if call.get("type") != "function":
+                return f"{where}.type"
+            if not call.get("id"):
+                return f"{where}.id"
+            if not isinstance((call.get("function") or {}).get("arguments"), str):
+                return f"{where}.function.arguments"
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") not in ("function", "allowed_tools", "custom"):
+        return "tool_choice.type"
+    return None
 
 
 @_endpoint("prompt")

@@ -2,7 +2,7 @@
 
 Every SSE frame is a whole GenerateContentResponse holding only new parts; function calls
 arrive complete in one frame. There is no terminal event: EOF ends the stream, so Finish is
-sent at EOF even when no finishReason came. An `error` object in a frame, or a frame that is
+sent at EOF even when no finishReason came (but a reply without a single frame is an error). An `error` object in a frame, or a frame that is
 not JSON (the connection broke mid-object), raises StreamInterrupted.
 """
 
@@ -23,9 +23,11 @@ from litegate.providers.gemini.response import Candidate, Reply, error_message, 
 async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
     count = 0
     reason: str | None = None
+    seen = False
     async for frame in frames:
         if not frame.strip():
             continue
+        seen = True
         reply = _decode(frame, target)
         if reply.usage_metadata is not None:
             yield UsageEvent(usage(reply.usage_metadata))
@@ -38,6 +40,8 @@ async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) ->
             for ev in events:
                 yield ev
             reason = finish_reason(cand.finish_reason, count > 0) or reason
+    if not seen:  # EOF is Gemini's end, but a reply without one SSE frame is not a Gemini stream
+        raise StreamInterrupted(f"deployment {target.id} sent no stream frames")
     yield Finish(reason)
 
 
