@@ -29,6 +29,7 @@ class GatewayError(Exception):
     type = "server_error"
     code: str | None = None
     retryable = False
+    close_connection = False  # the request body was not read to its end: no further request can follow
 
     def __init__(
         self,
@@ -119,12 +120,14 @@ class RequestTimeout(GatewayError):
     status = 408
     type = "invalid_request_error"
     code = "request_timeout"
+    close_connection = True
 
 
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+    close_connection = True
 
 
 class RateLimited(GatewayError):

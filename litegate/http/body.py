@@ -58,7 +58,9 @@ async def read(request: web.Request) -> bytes:
     except (RequestPayloadError, BadHttpMessage) as e:
         encoding = request.headers.get("content-encoding")
         what = f"is not valid {encoding}" if encoding else "could not be read"
-        raise BadRequest(f"the request body {what} ({_reason(e)})") from None
+        err = BadRequest(f"the request body {what} ({_reason(e)})", code="invalid_body")
+        err.close_connection = True
+        raise err from None
     problem = json_problem(body, server.max_json_depth)
     if problem:
         raise BadRequest(problem)

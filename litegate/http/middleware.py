@@ -106,11 +106,13 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return error_response(request, ShuttingDown("litegate is shutting down and could not finish this "
                                                     "request within server.shutdown_grace_s"))
     except GatewayError as e:
+        if e.close_connection:
+            return await _answer_and_close(request, error_response(request, e))
         return error_response(request, e)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[HOLDER].current.server.max_body_mb
-        return error_response(request, PayloadTooLarge(f"request body is larger than server.max_body_mb "
-                                                       f"({limit:g} MB)"))
+        return await _answer_and_close(request, error_response(request, PayloadTooLarge(
+            f"request body is larger than server.max_body_mb ({limit:g} MB)")))
     except web.HTTPNotFound:
         return error_response(request, NotFound(f"no route for {request.method} {request.path}"))
     except web.HTTPMethodNotAllowed:
@@ -135,8 +137,17 @@ def error_response(request: web.Request, err: GatewayError) -> web.Response:
         status, body = surface_for(request.path).render_error(err)
         resp = web.Response(body=body, status=status, content_type="application/json", headers=err.headers())
     resp.error_code = err.code or err.type  # type: ignore[attr-defined]
-    if err.status in (408, 413):  # the body was not read to its end: the connection cannot carry another request
-        resp.force_close()
+    return resp
+
+
+async def _answer_and_close(request: web.Request, resp: web.Response) -> web.Response:
+    """Send the answer, then close the connection: the rest of the body (too big, too slow, undecodable)
+    is never read, not even by aiohttp's lingering read after a reply."""
+    resp.headers["x-request-id"] = request[CALL].request_id
+    resp.force_close()
+    await resp.prepare(request)
+    await resp.write_eof()
+    request.protocol.force_close()
     return resp
 
 

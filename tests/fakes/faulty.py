@@ -19,6 +19,7 @@ server-error          500 with a plain text body
 huge                  200 with a reply far larger than any sane cap (4 MB; no line break)
 ====================  ========================================================================
 
+POST .../embeddings answers one embedding whose base64 is not base64.
 `app[GATE]` releases `timeout` and `hang` at the end of a test (so nothing lingers).
 """
 
@@ -108,6 +109,10 @@ def _sse(provider: str) -> str:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
+    if request.path.endswith("/embeddings"):  # an OpenAI-compatible server whose base64 is broken
+        return web.json_response({"object": "list", "data": [{"object": "embedding", "index": 0,
+                                                               "embedding": "%%%not base64"}],
+                                  "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
     try:
         body = json.loads(raw)
     except ValueError:
