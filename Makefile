@@ -130,7 +130,13 @@ BENCH_ARGS         ?=
 BENCH_LITELLM_VENV ?= bench/.venv-litellm
 BENCH_LITELLM_LOG  ?= bench/results/litellm-install.log
 
-.PHONY: bench bench-quick bench-compare
+.PHONY: bench bench-quick bench-compare soak
+
+# make soak: RSS drift over 20,000 mixed requests and peak RSS with 1,000 held streams per route
+# (goals <= 3 MB and <= 90 MB); a few minutes, not part of make test. SOAK_ARGS e.g. --requests 5000.
+SOAK_ARGS ?=
+soak: $(VENV)/.installed
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run --scale full $(BENCH_ARGS)

@@ -25,7 +25,10 @@ def litegate_config(path: str, port: int, fake_port: int) -> str:
     base = f"http://127.0.0.1:{fake_port}"
     models = [{"name": name, "provider": route, "model": model, "api_base": base + "/v1" if route == "openai" else base}
               for name, (route, model) in MODELS.items()]
-    doc = {"server": {"host": "127.0.0.1", "port": port, "log_level": "info", "log_format": "json"},
+    # The load generator is one address opening up to 1,000 connections at once: lift the per-peer cap
+    # (server.max_connections_per_peer, 256 by default) that would otherwise refuse most of them.
+    doc = {"server": {"host": "127.0.0.1", "port": port, "log_level": "info", "log_format": "json",
+                      "max_connections_per_peer": 0},
            "models": models, "router": {"ollama_poll_s": 0}}
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
