@@ -28,7 +28,8 @@ def messages(**body: Any) -> list[dict[str, Any]]:
 
 
 def call(call_id: str, name: str = "get_weather", args: str = '{"city":"Oslo"}') -> dict[str, Any]:
-    return {"id": call_id, "function": {"name": name, "arguments": args}}  # type "function" is a default, omitted
+    # `type` is written out although it is the struct's default: the wire shape requires it (issue 21)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
 
 
 # ---------------------------------------------------------------- input -> messages
