@@ -1,4 +1,5 @@
-"""Output items and the Response object, built the one way both the stream and whole replies use.
+"""Output items and the Response object (with the request settings it echoes), built the one way
+both the stream and whole replies use.
 
 A tool call is reported as the client declared its tool (openai-responses.md §7): a custom tool's
 call as `custom_tool_call` with its free text, `local_shell` as a `local_shell_call` with an exec
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 
 from litegate.surfaces.responses.items import ToolKind, encode_reasoning
+from litegate.surfaces.responses.types import CreateResponse
 from litegate.wire import Annotation
 
 
@@ -83,3 +85,32 @@ def json_object(text: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def echo_of(body: CreateResponse) -> dict[str, Any]:
+    """The request settings a Response object repeats (spec-required ones never missing)."""
+    fmt = body.text.format if body.text and body.text.format else None
+    text: dict[str, Any] = {"format": {k: v for k, v in ((f, getattr(fmt, f)) for f in fmt.__struct_fields__)
+                                       if v is not None} if fmt else {"type": "text"}}
+    if body.text and body.text.verbosity:
+        text["verbosity"] = body.text.verbosity
+    reasoning = None
+    if body.reasoning is not None:
+        reasoning = {"effort": body.reasoning.effort, "summary": body.reasoning.summary or body.reasoning.generate_summary}
+    return {"instructions": body.instructions, "max_output_tokens": body.max_output_tokens, "model": body.model,
+            "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+            "previous_response_id": body.previous_response_id, "reasoning": reasoning,
+            "store": True if body.store is None else body.store,
+            "temperature": 1.0 if body.temperature is None else body.temperature, "text": text,
+            "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
+            "tools": [_echo_tool(t) for t in body.tools or ()],
+            "top_p": 1.0 if body.top_p is None else body.top_p, "truncation": body.truncation or "disabled",
+            "metadata": body.metadata or {},
+            **{k: v for k, v in (("prompt_cache_key", body.prompt_cache_key), ("user", body.user),
+                                 ("safety_identifier", body.safety_identifier)) if v is not None}}
+
+
+def _echo_tool(t: dict[str, Any]) -> dict[str, Any]:
+    if t.get("type") == "function":  # parameters and strict are schema-required (nullable)
+        return {"parameters": None, "strict": None, **t}
+    return t

@@ -23,6 +23,7 @@ from litegate.wire import (
     ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoiceFunction,
 )
 from litegate.surfaces.responses.items import ToolKind, decode_reasoning
+from litegate.surfaces.responses.output import echo_of
 from litegate.surfaces.responses.types import CreateResponse, InputItem, Part
 
 _EMPTY_OBJECT = {"type": "object", "properties": {}}
@@ -79,7 +80,7 @@ def to_chat(body: CreateResponse, prior: Sequence[InputItem] = ()) -> Inbound:
         response_format=_format(body), reasoning_effort=_effort(body),
         prompt_cache_key=body.prompt_cache_key, verbosity=body.text.verbosity if body.text else None,
         web_search_options={} if web else None)
-    return Inbound(chat, kinds, _echo(body), "reasoning.encrypted_content" in include,
+    return Inbound(chat, kinds, echo_of(body), "reasoning.encrypted_content" in include,
                    "web_search_call.action.sources" in include, web, chars // 4)
 
 
@@ -147,7 +148,9 @@ class _History:
         elif kind in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
             self._output(i, item)
         elif kind == "reasoning":
-            text = decode_reasoning(item.encrypted_content)
+            # Our token carries the whole thought; with none at all (the client did not ask for
+            # encrypted_content) the text it was shown is the thought; a foreign token is dropped.
+            text = decode_reasoning(item.encrypted_content) if item.encrypted_content else _shown(item)
             if text:
                 self.thinking.append(text)
         elif kind == "item_reference":
@@ -246,6 +249,12 @@ class _History:
                 raise BadRequest(f"{where}[{j}].type {p.type!r}: a tool output holds input_text and input_image parts",
                                  param=f"{where}[{j}].type")
         return "\n".join(texts), images
+
+
+def _shown(item: InputItem) -> str:
+    """The reasoning text a reasoning item carries in the open: its raw content, else its summary."""
+    raw = [p.text for p in item.content or () if isinstance(p, Part) and p.text] if isinstance(item.content, list) else []
+    return "".join(raw) if raw else "".join(s.text for s in item.summary or ())
 
 
 def _image_url(p: Part, where: str) -> str:
@@ -363,32 +372,3 @@ def _effort(body: CreateResponse) -> str | None:
     if effort not in _EFFORTS:
         raise BadRequest(f"reasoning.effort must be one of {', '.join(_EFFORTS)}", param="reasoning.effort")
     return _EFFORTS[effort]
-
-
-def _echo(body: CreateResponse) -> dict[str, Any]:
-    """The request settings a Response object repeats (spec-required ones never missing)."""
-    fmt = body.text.format if body.text and body.text.format else None
-    text: dict[str, Any] = {"format": {k: v for k, v in ((f, getattr(fmt, f)) for f in fmt.__struct_fields__)
-                                       if v is not None} if fmt else {"type": "text"}}
-    if body.text and body.text.verbosity:
-        text["verbosity"] = body.text.verbosity
-    reasoning = None
-    if body.reasoning is not None:
-        reasoning = {"effort": body.reasoning.effort, "summary": body.reasoning.summary or body.reasoning.generate_summary}
-    return {"instructions": body.instructions, "max_output_tokens": body.max_output_tokens, "model": body.model,
-            "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
-            "previous_response_id": body.previous_response_id, "reasoning": reasoning,
-            "store": True if body.store is None else body.store,
-            "temperature": 1.0 if body.temperature is None else body.temperature, "text": text,
-            "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
-            "tools": [_echo_tool(t) for t in body.tools or ()],
-            "top_p": 1.0 if body.top_p is None else body.top_p, "truncation": body.truncation or "disabled",
-            "metadata": body.metadata or {},
-            **{k: v for k, v in (("prompt_cache_key", body.prompt_cache_key), ("user", body.user),
-                                 ("safety_identifier", body.safety_identifier)) if v is not None}}
-
-
-def _echo_tool(t: dict[str, Any]) -> dict[str, Any]:
-    if t.get("type") == "function":  # parameters and strict are schema-required (nullable)
-        return {"parameters": None, "strict": None, **t}
-    return t
