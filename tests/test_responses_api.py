@@ -124,12 +124,14 @@ async def test_raw_stream_events_are_spec_valid(lg, openai_schema):
 
 
 # ---------------------------------------------------------------- the Codex loop
-async def codex_turn(lg, model: str, history: list) -> tuple[list, Any]:
-    """One turn as Codex takes it: stream, rebuild history from output_item.done items only, without ids."""
+async def codex_turn(lg, model: str, history: list, reasoning: bool = True) -> tuple[list, Any]:
+    """One turn as Codex takes it: stream, rebuild history from output_item.done items only, without ids.
+    Codex sends reasoning settings and include only for model families it knows reason."""
+    settings = ({"reasoning": {"effort": "medium", "summary": "auto"}, "include": ["reasoning.encrypted_content"]}
+                if reasoning else {"reasoning": None, "include": []})
     stream = await lg.responses.create(
         model=model, input=history, tools=[SHELL, WEATHER, TIME], tool_choice="auto", parallel_tool_calls=True,
-        reasoning={"effort": "medium", "summary": "auto"}, store=False, stream=True,
-        include=["reasoning.encrypted_content"], prompt_cache_key="thread-1", instructions="You are Codex.",
+        store=False, stream=True, prompt_cache_key="thread-1", instructions="You are Codex.", **settings,
         extra_headers={"originator": "codex_cli_rs", "user-agent": "codex_cli_rs/0.50.0"})
     items, completed = [], None
     async for event in stream:
@@ -162,6 +164,20 @@ async def test_codex_style_tool_loop(lg, servers, model, answer):
         assert turn["thinking"] == "I should list the files."
         assert turn["tool_calls"][0]["function"] == {"name": "shell", "arguments": {"command": ["ls"]}}
         assert (replayed[-1]["role"], replayed[-1]["content"]) == ("tool", "README.md")
+
+
+async def test_codex_without_reasoning_settings_keeps_the_thoughts_too(lg, servers):
+    """Codex on a model family it does not think reasons sends reasoning: null and include: []: the reasoning
+    items it replays (no encrypted_content) still give the local model its own thinking back."""
+    history: list = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List the files"}]}]
+    items, _ = await codex_turn(lg, "coder", history, reasoning=False)
+    assert items[0]["type"] == "reasoning" and "encrypted_content" not in items[0]
+    calls = [i for i in items if i["type"] == "function_call"]
+    history += items + [{"type": "function_call_output", "call_id": calls[0]["call_id"], "output": "README.md"}]
+    _, second = await codex_turn(lg, "coder", history, reasoning=False)
+    assert second.output_text == "Files: README.md"
+    turn = next(m for m in ollama_chats(servers)[-1]["messages"] if m["role"] == "assistant")
+    assert turn["thinking"] == "I should list the files."
 
 
 @pytest.mark.parametrize("model,answer", [("claude-tools", "Got 2 tool results"), ("coder", "Files: README.md")])
