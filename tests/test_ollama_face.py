@@ -49,10 +49,16 @@ async def ant(aiohttp_server):
 
 
 @pytest.fixture
-async def lg(ollama, oai, ant, aiohttp_server):
-    """A running litegate on the three fakes, and an ollama client pointed at it."""
+async def lg_host(ollama, oai, ant, aiohttp_server) -> str:
+    """The address of a running litegate on the three fakes."""
     server = await aiohttp_server(create_app(ConfigHolder("test", from_dict(face_config(ollama, oai, ant), env=ENV))))
-    return ollama_sdk.AsyncClient(host=base(server))
+    return base(server)
+
+
+@pytest.fixture
+def lg(lg_host):
+    """An ollama client pointed at litegate."""
+    return ollama_sdk.AsyncClient(host=lg_host)
 
 
 def sent(backend, path: str) -> list[dict]:
@@ -245,3 +251,16 @@ async def test_server_side_web_search_through_the_ollama_face(ollama, aiohttp_se
                                                 messages=[{"role": "user", "content": "chess olympiad"}])]
     assert "Answer: https://example.com/" in "".join(p.message.content for p in parts)
     assert not any(p.message.tool_calls for p in parts) and parts[-1].done
+
+
+async def test_sync_client_in_a_thread(lg_host):
+    """The blocking `ollama.Client` (what most scripts use) works the same, from another thread."""
+    import asyncio
+
+    def use() -> tuple[list[str], str]:
+        client = ollama_sdk.Client(host=lg_host)
+        names = [m.model for m in client.list().models]
+        return names, client.chat(model="gpt:latest", messages=HI).message.content
+
+    names, answer = await asyncio.to_thread(use)
+    assert "gpt:latest" in names and answer == "Hello from gpt-4o"
