@@ -221,3 +221,17 @@ async def test_trusted_network_budget_survives_a_restart(ollama, gateway):
     again = await gateway(doc, env=ENV)
     refused = await again.post("/api/chat", json={"model": "llama", "messages": HI, "stream": False})
     assert refused.status == 429 and "tailnet" in (await refused.json())["error"]
+
+
+async def test_trusted_network_seen_through_a_trusted_proxy_only(ollama, gateway):
+    """Behind `tailscale serve` (a proxy in server.trusted_proxies) the forwarded client address decides;
+    from any other peer an X-Forwarded-For header is a claim that opens nothing."""
+    trusted = [{"name": "tailnet", "networks": ["100.64.0.0/10"]}]
+    forwarded = {"x-forwarded-for": "100.101.102.103"}
+    direct = await gateway(ollama_config(ollama, **keys(trusted_networks=trusted)), env=ENV)
+    assert (await direct.get("/api/tags", headers=forwarded)).status == 401
+    proxied = await gateway(ollama_config(ollama, server={"trusted_proxies": ["127.0.0.1"]},
+                                          **keys(trusted_networks=trusted)), env=ENV)
+    assert (await proxied.get("/api/tags", headers=forwarded)).status == 200
+    refused = await proxied.get("/api/tags", headers={"x-forwarded-for": "192.168.1.9"})
+    assert refused.status == 401 and "192.168.1.9" in (await refused.json())["error"]

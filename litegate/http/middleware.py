@@ -166,7 +166,8 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         call: Call = request[CALL]
         try:
             # Trusted networks stand in for a key on model routes only, never on the dashboard or admin API.
-            remote = None if sessions.accepts_cookie(path) else request.remote
+            # The client's address: the peer's, or the one a proxy in server.trusted_proxies forwarded.
+            remote = None if sessions.accepts_cookie(path) else sessions.client_address(request, call.cfg)
             principal = await _session_principal(request, call) or auth.authenticate(
                 call.cfg, request.headers.get("authorization"), request.headers.get("x-api-key"), remote)
         except Unauthorized as e:
@@ -174,7 +175,7 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
                 raise SeeOther(sessions.sign_in_location(request.path_qs)) from None
             if call.face == "ollama" and e.message == auth.MISSING_KEY:
                 e.message += (f"; or, for Ollama apps that cannot send a key, list this client's network "
-                              f"({request.remote}) in auth.trusted_networks")
+                              f"({sessions.client_address(request, call.cfg)}) in auth.trusted_networks")
             raise
         request[PRINCIPAL] = principal
         call.key = principal.name
