@@ -272,3 +272,25 @@ async def test_keepalives_while_searching(ollama, serper, gateway):
     serper.app[fake_serper.GATE].set()
     events, _ = sse_events(seen + await resp.read())
     assert events[-1] == "[DONE]"
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+async def test_non_stream_answer_with_server_tools_on_sse_backends(provider, serper, aiohttp_server,
+                                                                 gateway):
+    """A non-streaming chat request to a model with server tools is still read as a stream from the backend
+    (the loop parses rounds as events), on backends whose whole reply is not SSE (Anthropic, OpenAI-compatible)."""
+    from tests.fakes import anthropic as fake_anthropic
+    from tests.fakes import openai_compat as fake_openai
+
+    if provider == "anthropic":
+        backend = await aiohttp_server(fake_anthropic.make_app(api_key="k"))
+        model = {"provider": "anthropic", "model": "echo", "api_base": base(backend)}
+    else:
+        backend = await aiohttp_server(fake_openai.make_app(api_key="k"))
+        model = {"provider": "openai", "model": "echo", "api_base": base(backend, "/v1")}
+    doc = {"models": [{"name": "m", **model, "api_key_env": "BACKEND_KEY", "server_tools": ["web_search"]}],
+           "web_search": serper_block(serper), "router": {"num_retries": 0}}
+    client = await gateway(doc, env={**ENV, "BACKEND_KEY": "k"})
+    resp = await client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["choices"][0]["message"]["content"] == "Hello from echo"

@@ -32,7 +32,7 @@ from litegate.tools import loop
 from litegate.tools.run import Kit
 from litegate.wire import (
     ChatCompletion, ChatRequest, CompletionRequest, ContentPart, EmbeddingsRequest, ImageURL, StreamEvent,
-    TextCompletion, ToolCallDelta, Usage, UsageEvent,
+    StreamOptions, TextCompletion, ToolCallDelta, Usage, UsageEvent,
 )
 
 
@@ -47,8 +47,11 @@ def chat_events(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> Asyn
 async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatCompletion:
     """The whole answer; one upstream request unless server tools make it a loop."""
     if plan.server_tools:
+        # The loop reads each round as a stream, so the backend must be asked for one (a non-streaming
+        # body is no SSE: every backend but Ollama's one-line reply read as an empty stream).
         agg = Aggregator()
-        async for ev in chat_events(svc, call, plan, req):
+        streamed = msgspec.structs.replace(req, stream=True, stream_options=StreamOptions(include_usage=True))
+        async for ev in chat_events(svc, call, plan, streamed):
             agg.feed(ev)
         return msgspec.structs.replace(agg.result(req.model), memo=UNSET)
     images: dict[str, str] = {}
