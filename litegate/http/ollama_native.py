@@ -85,6 +85,8 @@ def _line_parser(client_model: str):
         """A real Ollama's stream as it came, its done line carrying the counts; an error line ends it."""
         rename = _renamer(client_model, d)
         async for frame in frames:
+            if frame[:1] != b"{" or frame.rstrip()[-1:] != b"}":  # relayed as is, so at least a JSON object
+                raise UpstreamError(f"deployment {d.id} sent a line that is not Ollama's format")
             if frame.startswith(b'{"error"'):
                 raise StreamInterrupted(f"Ollama error mid-stream: {orjson.loads(frame).get('error')}")
             if b'"done":true' in frame or b'"done": true' in frame:

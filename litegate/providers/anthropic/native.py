@@ -21,7 +21,7 @@ from typing import Any, Union
 import orjson
 
 from litegate.config import Deployment
-from litegate.errors import StreamInterrupted
+from litegate.errors import StreamInterrupted, UpstreamError
 from litegate.wire import Usage, UsageEvent
 from litegate.providers.base import UpstreamRequest, api_base
 from litegate.providers.anthropic.request import API_VERSION, DEFAULT_API_BASE
@@ -116,6 +116,8 @@ class NativeRelay:
             self._count(orjson.loads(payload).get("usage"))
         elif kind == b"message_stop":
             self.saw_stop = True
+        elif kind == b"unknown":  # not a JSON object with a type: relayed, no client could read it
+            raise UpstreamError("sent a stream frame that is not Anthropic's format")
         elif kind == b"error":
             self.error = orjson.loads(payload).get("error") or {}
             raise error_for(str(self.error.get("type", "")),
