@@ -138,19 +138,16 @@ async def _restore_limits(services: Services) -> None:
 
 
 def _seed_source(store: UsageStore | None) -> state.SeedSource | None:
-    """What this instance publishes when Redis has lost its data: its own SQLite sums."""
+    """This instance's counts from its SQLite log (requests before `until`), published to Redis as its own."""
     if store is None:
         return None
 
-    async def seed() -> state.Seed:
-        await store.flush()
-        now = time.time()
-        day = await store.sums_by_key_since(limits.start_of_day(now))
-        month = await store.sums_by_key_since(limits.start_of_month(now))
-        since = now - 31 * 86400
-        points = [await store.timeseries(since, None, 3600, split) for split in (None, "key", "model")]
-        return state.Seed(day={k: (s.tokens, s.cost) for k, s in day.items()},
-                          month={k: (s.tokens, s.cost) for k, s in month.items()},
+    async def seed(until: float) -> state.Seed:
+        day = await store.totals(limits.start_of_day(until), until, "key")
+        month = await store.totals(limits.start_of_month(until), until, "key")
+        points = [await store.timeseries(until - 31 * 86400, until, 3600, split) for split in (None, "key", "model")]
+        return state.Seed(day={t.group: (t.prompt_tokens + t.completion_tokens, t.cost) for t in day},
+                          month={t.group: (t.prompt_tokens + t.completion_tokens, t.cost) for t in month},
                           hours=team.hours_from_points(*points))
 
     return seed

@@ -45,7 +45,7 @@ class Spent:
 
 @dataclass(frozen=True, slots=True)
 class Seed:
-    """This instance's own usage from its SQLite log, re-published after Redis lost its data.
+    """This instance's own counts (from its SQLite log, or its Tally), as published to Redis.
 
     day/month: key name -> (tokens, cost) since the start of today / this month (local time).
     hours: hour start (unix, UTC-aligned) -> {field: value}, the same fields `settle` counts.
@@ -56,7 +56,7 @@ class Seed:
     hours: Mapping[int, Mapping[str, float]] = field(default_factory=dict)
 
 
-SeedSource = Callable[[], Awaitable[Seed]]
+SeedSource = Callable[[float], Awaitable[Seed]]  # the log's sums of requests that arrived before a moment
 
 
 class StateBackend(Protocol):

@@ -19,6 +19,8 @@ Key names carry litegate key names and deployment ids as they are; Redis keys ar
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,3 +154,17 @@ class Pending:
                 "use": [[k, [[f, v] for f, v in fields.items()], USAGE_TTL_S] for k, fields in self.usage.items()],
                 "cool": [[layout.cool, dep, secs, err] for dep, (secs, err) in self.cool.items()],
                 "inst": [layout.instances, layout.instance]}
+
+
+def instance_name(configured: str) -> str:
+    """This instance's name in team usage: configured, else the host name."""
+    return configured or re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:64] or "litegate"
+
+
+def opt(v: float | None) -> str:
+    """A limit as a script argument: empty for none."""
+    return "" if v is None else repr(v)
+
+
+def glob_escape(s: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", s)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import secrets
-import socket
 import time
 from typing import Any
 
@@ -37,20 +35,12 @@ from litegate.core.limits import Limits
 from litegate.core.metrics import Metrics
 from litegate.errors import GatewayError
 from litegate.state import safe_url, scripts, team
-from litegate.state.base import Admission, CooldownSink, Seed, SeedSource, Spent
-from litegate.state.layout import Layout, Pending, hour_of, usage_fields
+from litegate.state.base import Admission, CooldownSink, SeedSource, Spent
+from litegate.state.layout import Layout, Pending, glob_escape, hour_of, instance_name, opt, usage_fields
 
 log = structlog.get_logger("litegate.state")
 FAULTS = (RedisError, OSError, asyncio.TimeoutError)
 LEASE_S = 900  # a crashed instance's concurrency leases lapse after this (its restart frees them at once)
-
-
-def instance_name(configured: str) -> str:
-    return configured or re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:64] or "litegate"
-
-
-def _opt(v: float | None) -> str:
-    return "" if v is None else repr(v)
 
 
 class RedisState:
@@ -71,6 +61,9 @@ class RedisState:
         self._flush_script = self.client.register_script(scripts.FLUSH)
         self._seed_script = self.client.register_script(scripts.SEED)
         self.pending = Pending()
+        self.tally = team.Tally()
+        self._born = time.time()
+        self._loading: asyncio.Task | None = None
         self.epoch: str | None = None
         self.up = False
         self.outage = False
@@ -88,18 +81,22 @@ class RedisState:
 
     # ------------------------------------------------------------ life
     async def start(self) -> None:
-        """Join the team: publish this instance's sums if this data generation lacks them. Never
-        raises: with Redis away the app starts on local counts and the prober takes over."""
+        """Join the team: sharing starts at once, and this instance's sums are published from its SQLite
+        log in the background (a big log takes seconds). Never raises: with Redis away the app starts
+        on local counts and the prober takes over."""
+        self._loading = asyncio.get_running_loop().create_task(self._load())
         try:
-            await self._resync(first=True)
+            await self._learn_epoch()
+            await self._drop_stale_leases()
         except FAULTS as e:
             self._fault(e)
             return
         self._recovered()
+        self._resync_soon()
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._prober, self._resyncing):
+        for task in (self._prober, self._resyncing, self._loading):
             if task is not None:
                 task.cancel()
         if self.up:
@@ -118,8 +115,8 @@ class RedisState:
         k = key.name if key is not None else ""
         member = f"{self._member_prefix}{next(self._seq)}"
         b = key.budget if key is not None else None
-        args = ["0"] if key is None else ["1", _opt(key.rpm), _opt(key.tpm), _opt(key.max_concurrent),
-                                          _opt(b.tokens_per_day), _opt(b.tokens_per_month), _opt(b.cost_per_month),
+        args = ["0"] if key is None else ["1", opt(key.rpm), opt(key.tpm), opt(key.max_concurrent),
+                                          opt(b.tokens_per_day), opt(b.tokens_per_month), opt(b.cost_per_month),
                                           member, LEASE_S]
         try:
             month = lim.month_of(now)
@@ -181,9 +178,12 @@ class RedisState:
                 month = p.month.setdefault((L.month(spent.admitted, m), L.cost(spent.admitted, m)), [0, 0.0])
                 month[0] += tokens
                 month[1] += spent.cost
-        p.add_usage(L.usage(hour_of(spent.at)), usage_fields(spent.key, spent.model, 1, int(spent.error),
-                                                             spent.prompt, spent.completion, spent.cached,
-                                                             spent.cost))
+                self.tally.add_budget(spent.admitted, lim.day_of(now), m, tokens, spent.cost)
+        hour = hour_of(spent.at)
+        fields = usage_fields(spent.key, spent.model, 1, int(spent.error), spent.prompt, spent.completion,
+                              spent.cached, spent.cost)
+        p.add_usage(L.usage(hour), fields)
+        self.tally.add_usage(hour, fields)
         self._kick()
 
     def cooled(self, dep_id: str, until: float, error: str | None) -> None:
@@ -215,7 +215,7 @@ class RedisState:
             await asyncio.shield(self._flusher)
 
     async def _flush_loop(self) -> None:
-        while self.pending and self.up:
+        while self.pending and self.up and not self._sync_lock.locked():  # a seed under way sends them after
             batch = self.pending.take()
             try:
                 applied = await self._flush_script(keys=[self.layout.epoch], args=[
@@ -226,47 +226,50 @@ class RedisState:
                 return
             if not applied:  # Redis lost its data: the seed publishes the log's sums in place of these
                 self.pending.merge(batch)
-                try:
-                    await self._resync(first=False)
-                except FAULTS as e:
-                    self._fault(e)
-                    return
+                self._resync_soon()
+                return
 
     # ------------------------------------------------------------ generations and outages
-    async def _resync(self, first: bool) -> None:
-        """Join: learn the data generation and publish this instance's own sums from its SQLite log in
-        place of what Redis holds for it (which may be missing, or an old snapshot's)."""
+    async def _learn_epoch(self) -> None:
+        """The data generation as Redis has it now (started here if there is none)."""
+        raw = await self.client.get(self.layout.epoch)
+        if raw is None:
+            await self.client.set(self.layout.epoch, secrets.token_hex(8), nx=True)
+            raw = await self.client.get(self.layout.epoch)
+        self.epoch = raw.decode() if raw else None
+
+    async def _resync(self) -> None:
+        """Publish this instance's own counts (its Tally: the log read at start plus every request since)
+        as values, in place of what Redis holds for it (missing, or an old snapshot's)."""
         async with self._sync_lock:
-            L = self.layout
-            dropped = self.pending.drop_counts()  # the log has these requests; the seed carries them
-            seed = await self._read_seed()
-            if seed is None:  # no log to publish: what is pending is the best count there is
-                self.pending.merge(dropped)
-                seed, dropped = Seed(), Pending()
-            try:
-                epoch = await self._seed_script(keys=[L.epoch], args=[
-                    secrets.token_hex(8), self.instance, orjson.dumps(team.seed_payload(L, seed, time.time()))])
-            except FAULTS:
-                self.pending.merge(dropped)
-                raise
+            if self._loading is not None:
+                await asyncio.shield(self._loading)
+            flusher = self._flusher
+            if flusher is not None and not flusher.done() and flusher is not asyncio.current_task():
+                await asyncio.shield(flusher)  # a batch in flight lands before the values that include it
+            L, now = self.layout, time.time()
+            seed = self.tally.snapshot(now)
+            self.pending.drop_counts()  # same instant as the snapshot, which carries them
+            epoch = await self._seed_script(keys=[L.epoch], args=[
+                secrets.token_hex(8), self.instance, orjson.dumps(team.seed_payload(L, seed, now))])
             self.epoch = epoch.decode()
             log.info("state_joined", instance=self.instance, epoch=self.epoch)
-            if first:
-                await self._drop_stale_leases()
 
-    async def _read_seed(self) -> Seed | None:
+    async def _load(self) -> None:
+        """The log's counts from before this process started (this run's own are tallied as they come)."""
         if self.seed_source is None:
-            return None
+            return
         try:
-            return await self.seed_source()
-        except Exception as e:  # the SQLite log is unreadable right now
+            seed = await self.seed_source(self._born)
+        except Exception as e:  # the SQLite log is unreadable: the team sees this run's counts only
             log.warning("state_seed_unavailable", error=str(e)[:200])
-            return None
+            return
+        self.tally.absorb(seed, self._born)
 
     async def _drop_stale_leases(self) -> None:
         """At start, concurrency leases an earlier run of this instance left behind are freed."""
         mine = f"{self.instance}:".encode()
-        async for zkey in self.client.scan_iter(match=_glob_escape(self.layout.conc("")) + "*", count=200):
+        async for zkey in self.client.scan_iter(match=glob_escape(self.layout.conc("")) + "*", count=200):
             stale = [m for m in await self.client.zrange(zkey, 0, -1) if m.startswith(mine)]
             if stale:
                 await self.client.zrem(zkey, *stale)
@@ -277,7 +280,7 @@ class RedisState:
 
     async def _resync_then_flush(self) -> None:
         try:
-            await self._resync(first=False)
+            await self._resync()
         except FAULTS as e:
             self._fault(e)
             return
@@ -309,13 +312,12 @@ class RedisState:
         while not self._closing:
             await asyncio.sleep(self.cfg.retry_s)
             try:
-                await self.client.ping()
-                await self._resync(first=False)
+                await self._learn_epoch()
             except FAULTS as e:
                 self.last_error = f"{type(e).__name__}: {e}"[:200]
                 continue
             self._recovered()
-            self._kick()
+            self._resync_soon()  # publishes this instance's sums, then sends what is pending
             return
 
     # ------------------------------------------------------------ reads for people
@@ -393,7 +395,3 @@ class RedisState:
             except FAULTS as e:
                 self._fault(e)
         return False
-
-
-def _glob_escape(s: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", s)

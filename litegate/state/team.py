@@ -1,11 +1,12 @@
-"""Team usage: every instance's hourly counters read back from Redis, per instance and in total,
-and this instance's own SQLite sums turned into the seed payload after Redis lost its data.
+"""Team usage: every instance's hourly counters read back from Redis, per instance and in total;
+this instance's own counts (Tally) and the seed payload that publishes them.
 
 Pure functions over plain data; shared.py does the I/O.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from litegate.core.limits import day_of, month_of
@@ -84,3 +85,54 @@ def hours_from_points(total: list[Any], by_key: list[Any], by_model: list[Any]) 
                 if v:
                     bucket[f if dim is None else f"{dim}\t{pt.series}\t{f}"] = v
     return out
+
+
+@dataclass
+class Tally:
+    """This instance's own counts, kept whole in memory: what it publishes, as values, on (re)joining.
+
+    Loaded once from the SQLite log (rows from before this process started, so nothing is counted
+    twice) and added to by every request of this run as it settles, so a snapshot taken at the same
+    moment as the pending sends are dropped is exact, however long the log took to read.
+    """
+
+    hours: dict[int, dict[str, float]] = field(default_factory=dict)
+    day: dict[tuple[str, str], int] = field(default_factory=dict)  # (day label, key) -> tokens
+    month: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (month label, key) -> [tokens, cost]
+
+    def add_usage(self, hour: int, fields: dict[str, float]) -> None:
+        bucket = self.hours.setdefault(hour, {})
+        for f, v in fields.items():
+            bucket[f] = bucket.get(f, 0) + v
+
+    def add_budget(self, key: str, day: str, month: str, tokens: int, cost: float) -> None:
+        if tokens:
+            self.day[(day, key)] = self.day.get((day, key), 0) + tokens
+        m = self.month.setdefault((month, key), [0, 0.0])
+        m[0] += tokens
+        m[1] += cost
+
+    def absorb(self, seed: Seed, at: float) -> None:
+        """Counts read from the log (rows before `at`) join what this run has counted meanwhile."""
+        day, month = day_of(at), month_of(at)
+        for key, (tokens, _cost) in seed.day.items():
+            self.day[(day, key)] = self.day.get((day, key), 0) + int(tokens)
+        for key, (tokens, cost) in seed.month.items():
+            m = self.month.setdefault((month, key), [0, 0.0])
+            m[0] += int(tokens)
+            m[1] += float(cost)
+        for hour, fields in seed.hours.items():
+            self.add_usage(int(hour), dict(fields))
+
+    def snapshot(self, now: float) -> Seed:
+        """Today's and this month's sums per key and the hours Redis keeps, dropping older ones."""
+        for hour in [h for h in self.hours if h < now - USAGE_TTL_S]:
+            del self.hours[hour]
+        day, month = day_of(now), month_of(now)
+        for k in [k for k in self.day if k[0] != day]:
+            del self.day[k]
+        for k in [k for k in self.month if k[0] != month]:
+            del self.month[k]
+        return Seed(day={key: (t, 0.0) for (_, key), t in self.day.items()},
+                    month={key: (int(t), c) for (_, key), (t, c) in self.month.items()},
+                    hours={h: dict(f) for h, f in self.hours.items()})

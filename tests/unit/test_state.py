@@ -127,3 +127,19 @@ def test_usage_fields_count_in_total_per_key_and_per_model():
     assert f == {"r": 1, "key\tfriend\tr": 1, "model\tllama\tr": 1, "p": 3, "key\tfriend\tp": 3,
                  "model\tllama\tp": 3, "c": 4, "key\tfriend\tc": 4, "model\tllama\tc": 4}
     assert hour_of(7199.9) == 3600
+
+
+def test_tally_is_the_log_before_start_plus_every_request_since():
+    """What an instance publishes: the log's counts from before it started plus this run's, summed per
+    key and hour; hours older than Redis keeps and past days are dropped from the snapshot."""
+    from litegate.state.team import Tally
+
+    tally = Tally()
+    tally.add_budget("friend", "2026-06-15", "2026-06", 6, 0.01)  # a request of this run, tallied at once
+    tally.add_usage(hour_of(NOON), {"r": 1})
+    tally.add_usage(hour_of(NOON) - 40 * 86400, {"r": 9})  # beyond what Redis keeps
+    tally.absorb(Seed(day={"friend": (12, 0.0)}, month={"friend": (30, 0.5)}, hours={hour_of(NOON): {"r": 2}}), NOON)
+    snap = tally.snapshot(NOON)
+    assert snap.day == {"friend": (18, 0.0)} and snap.month == {"friend": (36, 0.51)}
+    assert snap.hours == {hour_of(NOON): {"r": 3}}
+    assert tally.snapshot(NOON + 86400).day == {}  # the next day starts at zero
