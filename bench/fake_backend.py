@@ -4,9 +4,12 @@ It speaks just enough of two APIs for the benchmark (not the test fakes in tests
 check behaviour; this one only has to be cheap):
 - OpenAI-compatible: POST /v1/chat/completions (also /chat/completions), JSON or SSE; GET /v1/models.
 - Ollama native: POST /api/chat, JSON or NDJSON; GET /api/version, /api/tags, /api/ps; POST /api/show.
-Every reply is built once at start. A request body containing `bench-slow` gets a slow stream:
-one chunk every --slow-interval seconds, --slow-chunks of them (the "1,000 streams held open"
-scenario). Streams use chunked transfer encoding, as real servers do.
+Every reply is built once at start. The model name picks a behaviour: `bench-slow` gets a slow
+stream, one chunk every --slow-interval seconds, --slow-chunks of them (the "1,000 streams held
+open" scenario); `bench-delay` is answered --delay-ms after it arrives (a backend that thinks, so a
+gateway's own queueing shows at concurrency); `bench-paced` streams its chunks one every --pace-ms,
+the first one too (time to first token through a gateway when tokens trickle in, as they do).
+Streams use chunked transfer encoding, as real servers do.
 
 Run: python -m bench.fake_backend --port 0  -> prints `port N` once listening.
 """
@@ -96,10 +99,10 @@ class Replies:
 class Server(asyncio.Protocol):
     """One connection: HTTP/1.1 keep-alive, Content-Length or chunked request bodies."""
 
-    __slots__ = ("r", "slow", "t", "buf", "closing")
+    __slots__ = ("r", "slow", "delay", "pace", "t", "buf", "closing")
 
-    def __init__(self, replies: Replies, slow: tuple[float, int]) -> None:
-        self.r, self.slow = replies, slow
+    def __init__(self, replies: Replies, slow: tuple[float, int], delay: float = 0.05, pace: float = 0.005) -> None:
+        self.r, self.slow, self.delay, self.pace = replies, slow, delay, pace
         self.t: asyncio.Transport | None = None
         self.buf = b""
         self.closing = False
@@ -142,12 +145,16 @@ class Server(asyncio.Protocol):
         method, _, rest = line.partition(b" ")
         path = rest.partition(b" ")[0].partition(b"?")[0]
         r, write = self.r, self.t.write
+        if b"bench-delay" in body:
+            write = self._later
         if path.endswith(b"/chat/completions"):
             stream = b'"stream":true' in body or b'"stream": true' in body
             if not stream:
                 write(r.openai_json)
             elif b"bench-slow" in body:
                 self._slow(r.sse_head, r.openai_events, 3)
+            elif b"bench-paced" in body:
+                self._paced(r.sse_head, r.openai_events)
             else:
                 write(r.openai_stream)
         elif path == b"/api/chat":
@@ -156,6 +163,8 @@ class Server(asyncio.Protocol):
                 write(r.ollama_json)
             elif b"bench-slow" in body:
                 self._slow(r.ndjson_head, r.ollama_events, 1)
+            elif b"bench-paced" in body:
+                self._paced(r.ndjson_head, r.ollama_events)
             else:
                 write(r.ollama_stream)
         elif path.endswith(b"/models"):
@@ -163,6 +172,21 @@ class Server(asyncio.Protocol):
         else:
             write({b"/api/version": r.version, b"/api/tags": r.tags, b"/api/ps": r.ps,
                    b"/api/show": r.show}.get(path, r.not_found))
+
+    def _later(self, data: bytes) -> None:
+        asyncio.get_running_loop().call_later(self.delay, self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        if not self.closing:
+            self.t.write(data)
+
+    def _paced(self, head: bytes, events: list[bytes]) -> None:
+        """Head now, then one event every `pace` seconds, the first one too; the end with the last."""
+        self.t.write(head)
+        loop, chunks = asyncio.get_running_loop(), list(events)
+        chunks[-1] += END
+        for i, chunk in enumerate(chunks):
+            loop.call_later(self.pace * (i + 1), self._write, chunk)
 
     def _slow(self, head: bytes, events: list[bytes], tail_len: int) -> None:
         """head + first content chunk now, then one per interval; the last carries the closing events."""
@@ -200,10 +224,12 @@ def _dechunk(buf: bytes, pos: int) -> tuple[bytes | None, int]:
         pos = i + 2 + size + 2
 
 
-async def serve(host: str, port: int, chunks: int, slow: tuple[float, int]) -> None:
+async def serve(host: str, port: int, chunks: int, slow: tuple[float, int], delay: float = 0.05,
+                pace: float = 0.005) -> None:
     replies = Replies(chunks)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Server(replies, slow), host, port, backlog=4096, reuse_address=True)
+    server = await loop.create_server(lambda: Server(replies, slow, delay, pace), host, port, backlog=4096,
+                                      reuse_address=True)
     print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
@@ -216,9 +242,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chunks", type=int, default=len(WORDS), help="content chunks per fast stream")
     p.add_argument("--slow-interval", type=float, default=0.5)
     p.add_argument("--slow-chunks", type=int, default=20)
+    p.add_argument("--delay-ms", type=float, default=50, help="answer delay of the bench-delay model")
+    p.add_argument("--pace-ms", type=float, default=5, help="chunk interval of the bench-paced model")
     a = p.parse_args(argv)
     try:
-        asyncio.run(serve(a.host, a.port, a.chunks, (a.slow_interval, a.slow_chunks)))
+        asyncio.run(serve(a.host, a.port, a.chunks, (a.slow_interval, a.slow_chunks), a.delay_ms / 1000,
+                          a.pace_ms / 1000))
     except KeyboardInterrupt:
         pass
 

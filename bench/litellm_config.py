@@ -1,8 +1,8 @@
 """The configs of the gateways under test, pointing at the same fake backend.
 
 litegate: one model name per route (`bench-openai` on the OpenAI-compatible provider, `bench-ollama`
-on Ollama's native API) plus their `-slow` twins, whose backend model name makes the fake stream
-slowly. LiteLLM's proxy gets the equivalent model_list (openai/ and ollama_chat/ providers), no
+on Ollama's native API) plus their `-slow`, `-delay` and `-paced` twins, whose backend model name
+makes the fake hold a stream, answer late or pace its chunks. LiteLLM's proxy gets the equivalent model_list (openai/ and ollama_chat/ providers), no
 master key and no database: plain routing, one uvicorn worker. LiteLLM lives in its own virtualenv
 (bench/.venv-litellm, made by `make bench-compare`); it is never a litegate dependency.
 """
@@ -13,12 +13,9 @@ import json
 import os
 import subprocess
 
-MODELS = {  # client-facing name -> (route, backend model)
-    "bench-openai": ("openai", "bench"),
-    "bench-ollama": ("ollama", "bench"),
-    "bench-openai-slow": ("openai", "bench-slow"),
-    "bench-ollama-slow": ("ollama", "bench-slow"),
-}
+# client-facing name -> (route, backend model): bench-<route>[-<kind>] -> bench[-<kind>] (scenarios.KINDS)
+MODELS = {f"bench-{route}{'-' + kind if kind else ''}": (route, f"bench{'-' + kind if kind else ''}")
+          for route in ("openai", "ollama") for kind in ("", "slow", "delay", "paced")}
 
 
 def litegate_config(path: str, port: int, fake_port: int) -> str:

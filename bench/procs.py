@@ -175,7 +175,8 @@ class Proc:
             return ""
 
 
-def launch(name: str, argv: list[str], port: int, log_path: str, cpu: int | None, env: dict | None = None) -> Proc:
+def launch(name: str, argv: list[str], port: int, log_path: str, cpu: int | None, env: dict | None = None,
+           cwd: str | None = None) -> Proc:
     """Start argv in its own process group, pinned to `cpu`; stdout+stderr go to log_path."""
     def pre() -> None:
         os.setsid()
@@ -188,7 +189,7 @@ def launch(name: str, argv: list[str], port: int, log_path: str, cpu: int | None
     log = open(log_path, "ab")
     started = time.perf_counter()
     popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             preexec_fn=pre, env=full_env)
+                             preexec_fn=pre, env=full_env, cwd=cwd)
     log.close()
     return Proc(name, popen, port, started, log_path)
 

@@ -18,6 +18,7 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +70,8 @@ class Bench:
         return [sys.executable, "-m", "bench.launch_litegate", *extra, "--", *serve]
 
     async def gateway(self, name: str, argv_for, timeout_s: float, runs: int | None = None,
-                      env: dict | None = None, profile_last: str | None = None) -> tuple[dict, procs.Proc]:
+                      env: dict | None = None, profile_last: str | None = None,
+                      skip: tuple[str, ...] = ()) -> tuple[dict, procs.Proc]:
         """Time the start-ups, keep the last process, run every scenario against it."""
         port = procs.free_port()
         log_path = os.path.join(self.work, f"{name}.log")
@@ -89,7 +91,8 @@ class Bench:
         result["startup"], proc = await scenarios.startup(start, payload, self.scale, timeout_s, runs)
         _log(f"{name}: ready {result['startup']['ready_s']} s, idle RSS {result['startup']['idle_rss_mb']} MB")
         try:
-            result.update(await scenarios.run_all(Target(name, port, proc.pid, self.server_cpu), self.scale, _log))
+            result.update(await scenarios.run_all(Target(name, port, proc.pid, self.server_cpu), self.scale, _log,
+                                                  skip=skip))
         finally:
             result["exit_status"] = proc.stop(timeout=60)
         return result, proc
@@ -175,6 +178,7 @@ class Bench:
         if noise:
             self.notes.append(noise)
         meta = {"timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "scale": self.scale.name,
+                "commit": _commit(),
                 "scale_note": self.scale.note, "machine": f"{platform.system()} {platform.machine()}, "
                 f"{os.cpu_count()} CPUs", "python": platform.python_version(), "litegate_version": __version__,
                 "pinning": self.pinning, "notes": self.notes, "profile": systems.get("litegate", {}).get("profile"),
@@ -182,6 +186,18 @@ class Bench:
                              "concurrent client", "scale_params": vars(self.scale)}
         return {"meta": meta, "systems": systems, "targets": report.targets(systems) + report.shared_targets(shared),
                 "comparison": comparison, "shared_state": shared}
+
+
+def _commit() -> str | None:
+    """The checkout's commit, `+dirty` when it has uncommitted changes to tracked files."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
 
 
 def main(argv: list[str] | None = None) -> int:

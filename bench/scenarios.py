@@ -18,6 +18,11 @@ ROUTES = ("openai", "ollama")
 PROMPT = [{"role": "user", "content": "Say hello to the benchmark."}]
 
 
+# Backend behaviours the fake switches on by model name: "" answers at once, "slow" is the held
+# stream, "delay" answers after --delay-ms, "paced" streams one chunk every --pace-ms.
+KINDS = ("", "slow", "delay", "paced")
+
+
 @dataclass(frozen=True)
 class Scale:
     name: str
@@ -34,15 +39,16 @@ class Scale:
     flat_requests: int     # ... and between the two readings
     flat_cap_s: float      # cap for a slow gateway (the count actually sent is reported)
     note: str = ""
+    paced_requests: int = 100  # c=1 paced streams per route (each lasts ~20 chunks x --pace-ms)
 
 
 SCALES = {
     "tiny": Scale("tiny", 2, 0.2, 30, 3, 0.1, 0.3, 40, 0.05, 4, 200, 400, 10,
-                  "tiny: a smoke test of the harness (make test); the figures mean nothing"),
+                  "tiny: a smoke test of the harness (make test); the figures mean nothing", paced_requests=5),
     "quick": Scale("quick", 3, 1.0, 500, 15, 1, 3, 1000, 0.2, 10, 2000, 10_000, 60,
                    "quick: fewer requests and shorter runs than `make bench` (memory-flat uses 10,000 requests, "
-                   "not 100,000)"),
-    "full": Scale("full", 7, 1.0, 3000, 30, 2, 10, 1000, 0.5, 20, 5000, 100_000, 150),
+                   "not 100,000)", paced_requests=60),
+    "full": Scale("full", 7, 1.0, 3000, 30, 2, 10, 1000, 0.5, 20, 5000, 100_000, 150, paced_requests=300),
 }
 
 
@@ -60,23 +66,28 @@ class Target:
 
     def responses_payload(self, stream: bool = False) -> bytes:
         """The same question on litegate's Responses face (store: false, as Codex sends it)."""
-        body = {"model": "bench-openai", "input": PROMPT[0]["content"], "stream": stream, "max_output_tokens": 32,
-                "store": False}
-        return loadgen.request_bytes(self.host, self.port, "/v1/responses", body)
+        return self.payload("openai", stream, face="responses")
 
-    def payload(self, route: str, stream: bool = False, slow: bool = False, face: str = "openai") -> bytes:
-        """A chat request for `route`'s backend; `face="ollama"` / `"anthropic"` asks litegate in that API."""
+    def payload(self, route: str, stream: bool = False, slow: bool = False, face: str = "openai",
+                kind: str = "") -> bytes:
+        """A chat request for `route`'s backend; `face="ollama"` / `"anthropic"` / `"responses"` asks litegate
+        in that API; `kind` picks the fake backend's behaviour (KINDS; slow=True is kind "slow")."""
+        suffix = f"-{kind or 'slow'}" if kind or slow else ""
         if self.gateway:
-            model = f"bench-{route}{'-slow' if slow else ''}"
+            model = f"bench-{route}{suffix}"
             if face == "ollama":
                 body = {"model": model, "messages": PROMPT, "stream": stream, "options": {"num_predict": 32}}
                 return loadgen.request_bytes(self.host, self.port, "/api/chat", body)
             if face == "anthropic":
                 body = {"model": model, "messages": PROMPT, "stream": stream, "max_tokens": 32}
                 return loadgen.request_bytes(self.host, self.port, "/v1/messages", body)
+            if face == "responses":
+                body = {"model": model, "input": PROMPT[0]["content"], "stream": stream, "max_output_tokens": 32,
+                        "store": False}
+                return loadgen.request_bytes(self.host, self.port, "/v1/responses", body)
             body = {"model": model, "messages": PROMPT, "stream": stream, "max_tokens": 32}
             return loadgen.request_bytes(self.host, self.port, "/v1/chat/completions", body)
-        model = "bench-slow" if slow else "bench"
+        model = "bench" + suffix
         if route == "openai":
             body = {"model": model, "messages": PROMPT, "stream": stream, "max_tokens": 32}
             return loadgen.request_bytes(self.host, self.port, "/v1/chat/completions", body)
@@ -148,6 +159,25 @@ async def throughput(t: Target, scale: Scale) -> dict:
     return out
 
 
+async def delayed(t: Target, scale: Scale) -> dict:
+    """Concurrency 16 against a backend that answers in --delay-ms: the CPU is mostly idle, so any
+    latency the gateway adds beyond its own work is a queue (a pool, a lock, a timer, Nagle)."""
+    return {route: await _measured(t, t.payload(route, kind="delay"), 16, scale) for route in ROUTES}
+
+
+async def paced(t: Target, scale: Scale) -> dict:
+    """Time to first token at concurrency 1 when the backend sends one chunk every --pace-ms."""
+    out = {}
+    for route in ROUTES:
+        payload = t.payload(route, stream=True, kind="paced")
+        await loadgen.closed_loop(t.host, t.port, payload, concurrency=1, stream=True,
+                                  max_requests=max(3, scale.paced_requests // 10))
+        run = await loadgen.closed_loop(t.host, t.port, payload, concurrency=1, stream=True,
+                                        max_requests=scale.paced_requests, duration_s=scale.c1_cap_s)
+        out[route] = run.summary(True)
+    return out
+
+
 # ---------------------------------------------------------------- memory flat
 async def memory_flat(t: Target, scale: Scale) -> dict:
     """RSS after a warm-up vs after many more requests (both routes, concurrency 16)."""
@@ -191,7 +221,7 @@ async def held_streams(t: Target, scale: Scale) -> dict:
         before = procs.rss_mb(t.pid)
         sampler = asyncio.create_task(sample())
         try:
-            res = await loadgen.hold_streams(t.host, t.port, t.payload(route, stream=True, slow=True), scale.streams,
+            res = await loadgen.hold_streams(t.host, t.port, t.payload(route, stream=True, kind="slow"), scale.streams,
                                              on_all_open=all_open)
         finally:
             stop.set()
@@ -259,8 +289,8 @@ async def responses_face(t: Target, scale: Scale) -> dict:
 
 
 Step = Callable[[Target, Scale], Awaitable[dict]]
-STEPS: list[tuple[str, Step]] = [("latency_c1", latency_c1), ("throughput", throughput),
-                                 ("ollama_face", ollama_face), ("anthropic_face", anthropic_face),
+STEPS: list[tuple[str, Step]] = [("latency_c1", latency_c1), ("paced", paced), ("throughput", throughput),
+                                 ("delayed", delayed), ("ollama_face", ollama_face), ("anthropic_face", anthropic_face),
                                  ("responses_face", responses_face), ("memory_flat", memory_flat),
                                  ("streams", held_streams)]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SYSTEM_SECTIONS = ("latency_c1", "throughput", "streams")
+SYSTEM_SECTIONS = ("latency_c1", "paced", "throughput", "delayed", "streams")
 ROUTES = ("openai", "ollama")
 
 
@@ -47,6 +47,8 @@ def test_tiny_run_writes_every_section(tiny_run):
         assert {"v1_c16", "api_c16", "v1_stream_c16", "api_stream_c16", "api_c1", "api_c1_stream"} <= set(
             lg["ollama_face"][route])
         assert lg["ollama_face"][route]["api_c16"]["errors"] == 0  # /api/chat answered on both routes
+        assert lg["paced"][route]["n"] > 0 and lg["paced"][route]["ttft_p50_ms"] is not None
+        assert lg["delayed"][route]["n"] > 0 and "cpu_util" in lg["delayed"][route]
     assert {"rss_after_warmup_mb", "rss_after_mb", "delta_mb", "requests"} <= set(lg["memory_flat"])
     for route in ROUTES:  # the Anthropic face beside the OpenAI face, same backend, streams ended properly
         runs = lg["anthropic_face"][route]
