@@ -1,6 +1,8 @@
 """The only outbound HTTP: send to a backend, open its stream, fetch a URL for a client.
 
-aiohttp's exceptions become errors.Upstream* here and nowhere else. Streams are framed here
+Backend calls go through litegate.pool (a pooled HTTP/1.1 client made for this hot path);
+status probes and fetches for clients through aiohttp sessions. Client exceptions become
+errors.Upstream* here and nowhere else. Streams are framed here
 (NDJSON lines or SSE `data:` payloads) so providers only ever see complete frames.
 URL fetches on a client's behalf (images, later web pages) go through a guarded session that
 refuses private, loopback and link-local addresses unless the owner allowed them.
@@ -20,6 +22,7 @@ import aiohttp
 
 from litegate.config import Timeouts
 from litegate.errors import GatewayError, StreamInterrupted, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from litegate.pool import BodyTooLarge, ConnectFailed, Pool, ProtocolError, Response
 from litegate.providers import UpstreamRequest
 
 ParseError = Callable[[int, bytes, Mapping[str, str]], GatewayError]
@@ -27,16 +30,13 @@ _MAX_ERROR_BODY = 1 << 20
 DEFAULT_MAX_REPLY = 64 << 20  # server.max_upstream_reply_mb's default
 
 
-def _timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=t.total_s, connect=t.connect_s, sock_read=t.first_token_s)
-
-
 def _connection_error(label: str, e: BaseException, t: Timeouts) -> GatewayError:
     if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
         return UpstreamTimeout(f"deployment {label} did not answer in time (connect {t.connect_s}s, "
                                f"first token {t.first_token_s}s, total {t.total_s}s)")
-    if isinstance(e, aiohttp.ClientConnectorError):
-        return UpstreamUnavailable(f"deployment {label} is unreachable: {e.os_error.strerror or e}")
+    if isinstance(e, (ConnectFailed, aiohttp.ClientConnectorError)):
+        reason = e.os_error.strerror if isinstance(e, aiohttp.ClientConnectorError) else str(e)
+        return UpstreamUnavailable(f"deployment {label} is unreachable: {reason or e}")
     return UpstreamUnavailable(f"deployment {label} failed: {type(e).__name__}: {e}")
 
 
@@ -50,10 +50,13 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     return bytes(buf[:cap + 1])
 
 
-async def _raise_for_status(resp: aiohttp.ClientResponse, parse_error: ParseError, label: str) -> None:
+async def _raise_for_status(resp: Response, parse_error: ParseError, label: str) -> None:
     if resp.status < 300:
         return
-    body = (await _read_capped(resp, _MAX_ERROR_BODY))[:_MAX_ERROR_BODY]
+    try:
+        body = await resp.read(_MAX_ERROR_BODY)
+    except BodyTooLarge:
+        body = b""
     err = parse_error(resp.status, body, resp.headers)
     err.message = f"deployment {label}: {err.message}"
     raise err
@@ -64,23 +67,39 @@ def _too_big(label: str, max_bytes: int) -> UpstreamError:
                          f"({_size(max_bytes)})", code="upstream_reply_too_large", retryable=False)
 
 
-async def send(session: aiohttp.ClientSession, ureq: UpstreamRequest, timeouts: Timeouts,
-               parse_error: ParseError, label: str, max_bytes: int = DEFAULT_MAX_REPLY) -> bytes:
-    """One request, whole reply (at most max_bytes, else 502). Cancelling the caller closes the connection."""
+_FAILURES = (ConnectionError, OSError, ProtocolError, asyncio.TimeoutError, ValueError)
+
+
+async def _open(pool: Pool, ureq: UpstreamRequest, t: Timeouts, parse_error: ParseError, label: str) -> Response:
     try:
-        async with session.request(ureq.method, ureq.url, data=ureq.body, headers=ureq.headers,
-                                   timeout=_timeout(timeouts)) as resp:
-            await _raise_for_status(resp, parse_error, label)
-            if resp.content_length is not None and resp.content_length > max_bytes:
-                raise _too_big(label, max_bytes)
-            body = await _read_capped(resp, max_bytes)
-            if len(body) > max_bytes:
-                raise _too_big(label, max_bytes)
-            return body
-    except GatewayError:
+        resp = await pool.request(ureq.method, ureq.url, ureq.body, ureq.headers, connect_s=t.connect_s,
+                                  read_s=t.first_token_s, total_s=t.total_s)
+    except _FAILURES as e:
+        raise _connection_error(label, e, t) from None
+    try:
+        await _raise_for_status(resp, parse_error, label)
+    except BaseException as e:
+        resp.close()
+        if isinstance(e, _FAILURES):
+            raise _connection_error(label, e, t) from None
         raise
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+    return resp
+
+
+async def send(pool: Pool, ureq: UpstreamRequest, timeouts: Timeouts, parse_error: ParseError, label: str,
+               max_bytes: int = DEFAULT_MAX_REPLY) -> bytes:
+    """One request, whole reply (at most max_bytes, else 502). Cancelling the caller closes the connection."""
+    resp = await _open(pool, ureq, timeouts, parse_error, label)
+    try:
+        if resp.content_length is not None and resp.content_length > max_bytes:
+            raise _too_big(label, max_bytes)
+        return await resp.read(max_bytes)
+    except BodyTooLarge:
+        raise _too_big(label, max_bytes) from None
+    except _FAILURES as e:
         raise _connection_error(label, e, timeouts) from None
+    finally:
+        resp.close()
 
 
 async def probe(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -> bytes:
@@ -98,35 +117,29 @@ async def probe(session: aiohttp.ClientSession, url: str, *, timeout_s: float) -
 
 
 @asynccontextmanager
-async def open_stream(session: aiohttp.ClientSession, ureq: UpstreamRequest, timeouts: Timeouts,
-                      parse_error: ParseError, label: str, framing: str,
-                      max_bytes: int = DEFAULT_MAX_REPLY) -> AsyncIterator[AsyncIterator[bytes]]:
+async def open_stream(pool: Pool, ureq: UpstreamRequest, timeouts: Timeouts, parse_error: ParseError, label: str,
+                      framing: str, max_bytes: int = DEFAULT_MAX_REPLY) -> AsyncIterator[AsyncIterator[bytes]]:
     """Open a streaming reply and yield its frames (none larger than max_bytes); leaving the block
     closes the connection."""
+    resp = await _open(pool, ureq, timeouts, parse_error, label)
     try:
-        resp = await session.request(ureq.method, ureq.url, data=ureq.body, headers=ureq.headers,
-                                     timeout=_timeout(timeouts))
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
-        raise _connection_error(label, e, timeouts) from None
-    try:
-        await _raise_for_status(resp, parse_error, label)
-        frames = (ndjson_frames if framing == "ndjson" else sse_frames)(resp, label, max_bytes)
-        yield frames
+        yield (ndjson_frames if framing == "ndjson" else sse_frames)(resp, label, max_bytes)
     finally:
         resp.close()
 
 
-async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[bytes]:
+async def _chunks(resp: Response, label: str) -> AsyncIterator[bytes]:
+    """The body as it arrives: one item per upstream read (whatever the backend's chunking)."""
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp.chunks():
             yield chunk
     except (asyncio.TimeoutError, TimeoutError):
         raise StreamInterrupted(f"deployment {label} went silent mid-stream") from None
-    except (aiohttp.ClientError, OSError) as e:
+    except (ConnectionError, OSError, ProtocolError) as e:
         raise StreamInterrupted(f"deployment {label} broke the stream: {type(e).__name__}") from None
 
 
-async def ndjson_frames(resp: aiohttp.ClientResponse, label: str,
+async def ndjson_frames(resp: Response, label: str,
                         max_bytes: int = DEFAULT_MAX_REPLY) -> AsyncIterator[bytes]:
     buf = b""
     async for chunk in _chunks(resp, label):
@@ -143,7 +156,7 @@ async def ndjson_frames(resp: aiohttp.ClientResponse, label: str,
         yield buf
 
 
-async def sse_frames(resp: aiohttp.ClientResponse, label: str,
+async def sse_frames(resp: Response, label: str,
                      max_bytes: int = DEFAULT_MAX_REPLY) -> AsyncIterator[bytes]:
     """SSE `data:` payloads, one per event; comments and event names are dropped."""
     buf = b""

@@ -103,20 +103,15 @@ def test_openai_spec_checks_are_live(openai_schema):
 
 
 # ---------------------------------------------------------------- feeding recorded bytes
-class _Body:
+class _Response:
+    """What upstream's framers read from a pool.Response: `chunks()`, the body as it arrives."""
+
     def __init__(self, raw: bytes) -> None:
         self._raw = raw
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         for start in range(0, len(self._raw), CHUNK_SIZE):
             yield self._raw[start:start + CHUNK_SIZE]
-
-
-class _Response:
-    """What upstream's framers read from an aiohttp response: `content.iter_any()`."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.content = _Body(raw)
 
 
 def frames(provider: Provider, path: Path) -> AsyncIterator[bytes]:

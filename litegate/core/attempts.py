@@ -87,7 +87,7 @@ async def request(svc: Services, call: Call, plan: Plan, build: Build,
 
     async def attempt(d: Deployment, p: Provider) -> T:
         ureq = await build(d, p)
-        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id,
+        body = await call.waiting(upstream.send(svc.pool, ureq, d.timeouts, p.parse_error, d.id,
                                                 _reply_cap(call)))
         try:
             return parse(p, body, d)
@@ -109,7 +109,7 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
         try:
             ureq = await build(d, p)
             frames = await call.waiting(mine.enter_async_context(
-                upstream.open_stream(svc.session, ureq, d.timeouts, p.parse_error, d.id, p.framing,
+                upstream.open_stream(svc.pool, ureq, d.timeouts, p.parse_error, d.id, p.framing,
                                      _reply_cap(call))))
             events = _readable(parse(p)(frames, d), d)
             mine.push_async_callback(events.aclose)

@@ -21,6 +21,7 @@ from litegate.core.limits import Limits
 from litegate.core.metrics import Metrics
 from litegate.core.router import Attempt
 from litegate.state import LocalState, StateBackend
+from litegate.pool import Pool
 from litegate.wire import Usage
 
 if TYPE_CHECKING:  # the I/O adapters are handed in by the app; the core only calls them
@@ -66,10 +67,11 @@ class Memo:
 class Services:
     """Long-lived collaborators, built once by the app and shared by every request."""
 
-    session: ClientSession  # backends
+    session: ClientSession  # backends' status probes, search APIs
     fetcher: ClientSession  # guarded: client-given URLs, never private addresses
     open_fetcher: ClientSession | None = None  # unguarded, for owners who allow private addresses
     usage: UsageStore | None = None  # None when usage.enabled is false
+    pool: Pool = field(default_factory=Pool)  # model calls to backends (upstream.send / open_stream)
     search_cache: SearchCache | None = None
     memo: Memo = field(default_factory=Memo)
     labels: Memo = field(default_factory=lambda: Memo(4096))

@@ -120,6 +120,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     poller.cancel()
     await asyncio.gather(poller, return_exceptions=True)
     await shared.close()
+    await services.pool.close()
     await session.close()
     await fetcher.close()
     await open_fetcher.close()
