@@ -2,13 +2,19 @@
 
 Events are snake_case names with fields. Nothing here or anywhere else logs a prompt, a
 completion or a key. JSON lines are rendered with orjson straight to bytes: the access log runs
-once per request, so it is on the hot path.
+once per request, so it is on the hot path. For the same reason the lines of one event-loop turn
+are written together (one write and flush per turn, not per line: under load several requests
+end in one turn), and the timestamp's date and time are formatted once per second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
+import threading
+import time
 
 import orjson
 import structlog
@@ -24,6 +30,70 @@ def _orjson_bytes(obj, **_kw) -> bytes:
     return orjson.dumps(obj, default=str)
 
 
+class _Stamper:
+    """structlog's ISO UTC timestamp (2026-01-02T03:04:05.123456Z), the seconds part cached."""
+
+    __slots__ = ("_sec", "_prefix")
+
+    def __init__(self) -> None:
+        self._sec, self._prefix = -1, ""
+
+    def __call__(self, _logger, _name, event_dict: dict) -> dict:
+        now = time.time()
+        sec = int(now)
+        if sec != self._sec:
+            self._sec, self._prefix = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - sec) * 1e6):06d}Z"
+        return event_dict
+
+
+class _TurnWriter:
+    """A structlog logger writing JSON lines to a binary stream, once per event-loop turn.
+
+    An info or debug line logged on the loop is written when the loop next turns (call_soon); a
+    warning or worse, or any line logged with no running loop (start-up, the usage writer thread),
+    is written at once with anything still pending before it, so lines keep their order and
+    nothing that explains an exit (os._exit after a second SIGTERM) waits for a turn that never
+    comes. Exit flushes what is left (atexit)."""
+
+    def __init__(self, file) -> None:
+        self._file = file
+        self._lines: list[bytes] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def msg(self, message: bytes) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._lines.append(message)
+            if loop is not None and self._scheduled:
+                return
+            self._scheduled = loop is not None
+        if loop is None:
+            self.flush()
+        else:
+            loop.call_soon(self.flush)
+
+    def now(self, message: bytes) -> None:
+        with self._lock:
+            self._lines.append(message)
+        self.flush()
+
+    log = debug = info = msg
+    warn = warning = err = error = critical = exception = fatal = failure = now
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines, self._scheduled = self._lines, [], False
+        if lines:
+            lines.append(b"")
+            self._file.write(b"\n".join(lines))
+            self._file.flush()
+
+
 def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
     stream = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -33,14 +103,16 @@ def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
         factory = structlog.PrintLoggerFactory(file=stream)
     elif binary is not None:
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_bytes)
-        factory = structlog.BytesLoggerFactory(file=binary)
+        writer = _TurnWriter(binary)
+        atexit.register(writer.flush)
+        factory = lambda *_args: writer  # noqa: E731 - one writer, so every logger's lines share a turn
     else:  # a text stream without a byte buffer (tests' StringIO)
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_str)
         factory = structlog.PrintLoggerFactory(file=stream)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _Stamper(),
             structlog.processors.format_exc_info,
             renderer,
         ],
