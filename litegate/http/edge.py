@@ -28,6 +28,7 @@ from litegate.surfaces.base import StreamWriter
 from litegate.wire import ChatRequest, StreamEvent, encoder
 
 log = structlog.get_logger("litegate.http")
+_HIGH_WATER = 1 << 16  # bytes queued for a stream's client before the handler waits for them to leave
 
 
 def litegate_headers(call: Call) -> dict[str, str]:
@@ -83,6 +84,7 @@ async def stream(request: web.Request, call: Call, events: AsyncIterator[StreamE
                     if frames:
                         await out.write(frames)
                 await out.write(writer.finish())
+                await out.flush()
             except GatewayError as e:
                 if not out.begun:
                     raise
@@ -112,12 +114,20 @@ async def _fail(out: _Outlet, call: Call, err: GatewayError) -> None:
     log.warning("stream_failed", request_id=call.request_id, deployment=call.deployment, error=err.code)
     out.resp.force_close()
     await out.write(out.writer.fail(err))
+    await out.flush()
 
 
 class _Outlet:
-    """The response being streamed: begun once (by the first frame or a keep-alive), written in order."""
+    """The response being streamed: begun once (by the first frame or a keep-alive), written in order.
 
-    __slots__ = ("request", "call", "writer", "resp", "_ready", "_writes", "_timer", "_beating", "_every")
+    Frames are not written one by one: the handler queues them and a pump task writes whatever
+    is queued whenever it gets to run, which is when the handler waits for the backend again. So
+    the events parsed from one upstream read leave in one socket write (a burst of 20 chunks was
+    20 writes), while a token that arrives alone still leaves at once. A slow client holds the
+    handler back (at most _HIGH_WATER bytes queued), as awaiting each write did."""
+
+    __slots__ = ("request", "call", "writer", "resp", "_ready", "_writes", "_timer", "_beating", "_every",
+                 "_queue", "_queued", "_kick", "_room", "_pump", "_failed", "_closing")
 
     def __init__(self, request: web.Request, call: Call, writer: StreamWriter) -> None:
         self.request, self.call, self.writer = request, call, writer
@@ -127,6 +137,13 @@ class _Outlet:
         self._timer: asyncio.TimerHandle | None = None
         self._beating: asyncio.Task | None = None
         self._every = 0.0
+        self._queue: list[bytes] = []
+        self._queued = 0
+        self._kick: asyncio.Future | None = None  # the pump waits on it for something to write
+        self._room: asyncio.Future | None = None  # the handler waits on it while the queue is full
+        self._pump: asyncio.Task | None = None
+        self._failed: BaseException | None = None
+        self._closing = False
 
     @property
     def begun(self) -> bool:
@@ -149,9 +166,52 @@ class _Outlet:
         return self.resp
 
     async def write(self, frames: list[bytes]) -> None:
-        resp = self.resp if self.resp is not None and self._ready.done() else await self.begin()
+        if self.resp is None or not self._ready.done():
+            await self.begin()
+        if self._failed is not None:
+            raise self._failed
         self._writes += 1
-        await resp.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        self._queue += frames
+        self._queued += sum(map(len, frames))
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._run())
+        else:
+            self._wake()
+        if self._queued > _HIGH_WATER:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
+
+    def _wake(self) -> None:
+        if self._kick is not None and not self._kick.done():  # None: the pump has not run yet
+            self._kick.set_result(None)
+
+    async def _run(self) -> None:
+        """Write what is queued, then wait to be kicked; until the stream is closed or the client gone."""
+        resp, loop = self.resp, asyncio.get_running_loop()
+        try:
+            while True:
+                while self._queue:
+                    queue, self._queue, self._queued = self._queue, [], 0
+                    if self._room is not None and not self._room.done():
+                        self._room.set_result(None)
+                    await resp.write(queue[0] if len(queue) == 1 else b"".join(queue))
+                if self._closing:
+                    return
+                self._kick = loop.create_future()
+                await self._kick
+        except (ConnectionError, RuntimeError) as e:  # the client went away (or the response is over)
+            self._failed = e
+            if self._room is not None and not self._room.done():
+                self._room.set_exception(e)
+
+    async def flush(self) -> None:
+        """Everything queued written (raises if the client went away)."""
+        self._closing = True
+        if self._pump is not None:
+            self._wake()
+            await self._pump
+        if self._failed is not None:
+            raise self._failed
 
     def beat(self, every: float) -> None:
         self._every = every
@@ -164,15 +224,16 @@ class _Outlet:
 
     async def _keepalive(self) -> None:
         try:
-            resp = await self.begin()
-            if self.writer.keepalive:
-                await resp.write(self.writer.keepalive)
+            await self.begin()
+            if self.writer.keepalive and not self._closing:
+                await self.write([self.writer.keepalive])
         except (ConnectionError, RuntimeError):  # the client went away: the handler is being cancelled
             pass
 
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._beating is not None and not self._beating.done():
-            self._beating.cancel()
-            await asyncio.gather(self._beating, return_exceptions=True)
+        for task in (self._beating, self._pump):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
