@@ -197,7 +197,7 @@ async def count_tokens(svc: Services, call: Call, plan: Plan, req: ChatRequest, 
             ureq = p.build_count_tokens(await _prepared(svc, call, req, p, images), d, svc.memo)
         else:
             return estimate
-        body = await call.waiting(upstream.send(svc.session, ureq, d.timeouts, p.parse_error, d.id))
+        body = await call.waiting(upstream.send(svc.pool, ureq, d.timeouts, p.parse_error, d.id))
         n = anthropic_native.count(body) if p.name == "anthropic" else p.parse_count_tokens(body)
         return n if n is not None else estimate
 

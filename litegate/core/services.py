@@ -20,8 +20,8 @@ from litegate.core.backends import Backends
 from litegate.core.limits import Limits
 from litegate.core.metrics import Metrics
 from litegate.core.router import Attempt
-from litegate.state import LocalState, StateBackend
 from litegate.pool import Pool
+from litegate.state import LocalState, StateBackend
 from litegate.wire import Usage
 
 if TYPE_CHECKING:  # the I/O adapters are handed in by the app; the core only calls them

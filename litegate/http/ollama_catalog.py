@@ -75,7 +75,7 @@ async def show_card(svc: Services, cfg: Config, name: str) -> ModelCard:
     ureq = UpstreamRequest("POST", api_base(d) + "/api/show", orjson.dumps({"model": d.model}),
                            {"content-type": "application/json"})
     try:
-        doc: Any = orjson.loads(await upstream.send(svc.session, ureq, _SHOW_TIMEOUTS,
+        doc: Any = orjson.loads(await upstream.send(svc.pool, ureq, _SHOW_TIMEOUTS,
                                                     PROVIDERS["ollama"].parse_error, d.id))
     except (GatewayError, orjson.JSONDecodeError):  # unreachable or not Ollama's answer: what config knows still answers
         return base

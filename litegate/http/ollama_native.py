@@ -154,7 +154,7 @@ async def load(svc: Services, cfg: Config, name: str, inbound: Inbound) -> bytes
     doc = orjson.loads(native_body(inbound.raw, d.model, {}, d.keep_alive))
     doc["stream"] = False
     ureq = UpstreamRequest("POST", api_base(d) + path, orjson.dumps(doc), _JSON)
-    return await upstream.send(svc.session, ureq, d.timeouts, PROVIDERS["ollama"].parse_error, d.id)
+    return await upstream.send(svc.pool, ureq, d.timeouts, PROVIDERS["ollama"].parse_error, d.id)
 
 
 # ---------------------------------------------------------------- model management
@@ -183,7 +183,7 @@ def manage_request(method: str, base: str, path: str, raw: bytes, model: str | N
 
 async def manage_lines(svc: Services, ureq: UpstreamRequest, stack: AsyncExitStack) -> AsyncIterator[Native]:
     frames = await stack.enter_async_context(upstream.open_stream(
-        svc.session, ureq, _MANAGE_TIMEOUTS, PROVIDERS["ollama"].parse_error, "ollama", "ndjson"))
+        svc.pool, ureq, _MANAGE_TIMEOUTS, PROVIDERS["ollama"].parse_error, "ollama", "ndjson"))
 
     async def relay() -> AsyncIterator[Native]:
         async for frame in frames:
@@ -193,4 +193,4 @@ async def manage_lines(svc: Services, ureq: UpstreamRequest, stack: AsyncExitSta
 
 
 async def manage_whole(svc: Services, ureq: UpstreamRequest) -> bytes:
-    return await upstream.send(svc.session, ureq, _MANAGE_TIMEOUTS, PROVIDERS["ollama"].parse_error, "ollama")
+    return await upstream.send(svc.pool, ureq, _MANAGE_TIMEOUTS, PROVIDERS["ollama"].parse_error, "ollama")
