@@ -59,6 +59,9 @@ def chain(cfg: Config, name: str, route: str) -> list[tuple[str, str]]:
 
 def _usable(deps: tuple[Deployment, ...], state: Mapping[str, DeploymentState], now: float,
             tokens: int) -> list[Deployment]:
+    if len(deps) == 1:  # the usual group: cooling or not, loaded or not, it is the one to try
+        d = deps[0]
+        return [d] if d.context_window is None or tokens <= d.context_window else []
     fit = [d for d in deps if d.context_window is None or tokens <= d.context_window]
     warm = [d for d in fit if state.get(d.id, NO_STATE).cooling_until <= now]
     if not warm and fit:  # everyone is cooling down: try the one that recovers first
