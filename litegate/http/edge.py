@@ -120,14 +120,15 @@ async def _fail(out: _Outlet, call: Call, err: GatewayError) -> None:
 class _Outlet:
     """The response being streamed: begun once (by the first frame or a keep-alive), written in order.
 
-    Frames are not written one by one: the handler queues them and a pump task writes whatever
-    is queued whenever it gets to run, which is when the handler waits for the backend again. So
+    Frames are not written one by one: the handler queues them and a pump task (started when the
+    queue fills, gone when it is empty) writes whatever is queued whenever it gets to run, which is
+    when the handler waits for the backend again. So
     the events parsed from one upstream read leave in one socket write (a burst of 20 chunks was
     20 writes), while a token that arrives alone still leaves at once. A slow client holds the
     handler back (at most _HIGH_WATER bytes queued), as awaiting each write did."""
 
     __slots__ = ("request", "call", "writer", "resp", "_ready", "_writes", "_timer", "_beating", "_every",
-                 "_queue", "_queued", "_kick", "_room", "_pump", "_failed", "_closing")
+                 "_queue", "_queued", "_room", "_pump", "_failed", "_closing")
 
     def __init__(self, request: web.Request, call: Call, writer: StreamWriter) -> None:
         self.request, self.call, self.writer = request, call, writer
@@ -139,7 +140,6 @@ class _Outlet:
         self._every = 0.0
         self._queue: list[bytes] = []
         self._queued = 0
-        self._kick: asyncio.Future | None = None  # the pump waits on it for something to write
         self._room: asyncio.Future | None = None  # the handler waits on it while the queue is full
         self._pump: asyncio.Task | None = None
         self._failed: BaseException | None = None
@@ -173,43 +173,33 @@ class _Outlet:
         self._writes += 1
         self._queue += frames
         self._queued += sum(map(len, frames))
-        if self._pump is None:
+        if self._pump is None:  # a pump runs only while there is something to write: none held per idle stream
             self._pump = asyncio.ensure_future(self._run())
-        else:
-            self._wake()
         if self._queued > _HIGH_WATER:
             self._room = asyncio.get_running_loop().create_future()
             await self._room
 
-    def _wake(self) -> None:
-        if self._kick is not None and not self._kick.done():  # None: the pump has not run yet
-            self._kick.set_result(None)
-
     async def _run(self) -> None:
-        """Write what is queued, then wait to be kicked; until the stream is closed or the client gone."""
-        resp, loop = self.resp, asyncio.get_running_loop()
+        """Write what is queued, as one write per turn, until nothing is left (or the client is gone)."""
+        resp = self.resp
         try:
-            while True:
-                while self._queue:
-                    queue, self._queue, self._queued = self._queue, [], 0
-                    if self._room is not None and not self._room.done():
-                        self._room.set_result(None)
-                    await resp.write(queue[0] if len(queue) == 1 else b"".join(queue))
-                if self._closing:
-                    return
-                self._kick = loop.create_future()
-                await self._kick
+            while self._queue:
+                queue, self._queue, self._queued = self._queue, [], 0
+                if self._room is not None and not self._room.done():
+                    self._room.set_result(None)
+                await resp.write(queue[0] if len(queue) == 1 else b"".join(queue))
         except (ConnectionError, RuntimeError) as e:  # the client went away (or the response is over)
             self._failed = e
             if self._room is not None and not self._room.done():
                 self._room.set_exception(e)
+        finally:
+            self._pump = None
 
     async def flush(self) -> None:
         """Everything queued written (raises if the client went away)."""
         self._closing = True
-        if self._pump is not None:
-            self._wake()
-            await self._pump
+        while self._pump is not None:
+            await asyncio.shield(self._pump)
         if self._failed is not None:
             raise self._failed
 
