@@ -343,9 +343,11 @@ class RedisState:
         except FAULTS as e:
             self._fault(e)
             return rows
-        for i, row in enumerate(rows):
+        for i, (key, row) in enumerate(zip(cfg.auth.keys, rows)):
             rpm, tpm, conc, day, mt, mc = res[6 * i:6 * i + 6]
-            row.update(requests_last_minute=rpm, concurrent=conc,
+            if key.max_concurrent is not None:  # leases are taken only where there is a limit to count
+                row["concurrent"] = conc
+            row.update(requests_last_minute=rpm,
                        tokens_last_minute=sum(int(v) for s, v in tpm.items() if float(s) > now - 60),
                        tokens_today=sum(int(v) for v in day), tokens_this_month=sum(int(v) for v in mt),
                        cost_this_month=round(sum(float(v) for v in mc), 6))
