@@ -147,7 +147,7 @@ class Tab:
             raise AssertionError(f"{expression!r} threw: {reply['exceptionDetails']}")
         return reply["result"].get("value")
 
-    async def wait_for(self, expression: str, timeout: float = 10) -> None:
+    async def wait_for(self, expression: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if await self.eval(f"Boolean({expression})"):
@@ -157,7 +157,7 @@ class Tab:
                                      f"{await self.eval('document.body.innerText.slice(0, 800)')}")
             await asyncio.sleep(0.05)
 
-    async def ready(self, timeout: float = 10) -> None:
+    async def ready(self, timeout: float = 30) -> None:
         await self.wait_for("document.body.dataset.ready === '1'", timeout)
         assert not await self.eval("document.body.dataset.error || ''")
 
