@@ -104,27 +104,33 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
                  only: Callable[[Deployment], bool] | None = None) -> AsyncIterator[StreamEvent]:
     """The events of the first deployment that answers; its connection and slot then belong to `stack`."""
 
-    async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+    async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent, Deployment]:
         mine = AsyncExitStack()
         try:
             ureq = await build(d, p)
             frames = await call.waiting(mine.enter_async_context(
                 upstream.open_stream(svc.pool, ureq, d.timeouts, p.parse_error, d.id, p.framing,
                                      _reply_cap(call))))
-            events = _readable(parse(p)(frames, d), d)
+            events = parse(p)(frames, d)
             mine.push_async_callback(events.aclose)
             first = await call.waiting(events.__anext__())
         except StopAsyncIteration:
             await mine.aclose()
             raise GatewayError(f"deployment {d.id} sent an empty stream", status=502, retryable=True) from None
+        except GatewayError as e:
+            await mine.aclose()
+            raise named(d, e) from None
+        except Exception as e:  # a value the provider could not make sense of is the backend's fault
+            await mine.aclose()
+            raise unreadable(d, e) from None
         except BaseException:
             await mine.aclose()
             raise
         stack.push_async_exit(mine)
-        return events, first
+        return events, first, d
 
-    events, first = await walk(svc, call, plan, attempt, hold=stack, only=only)
-    return _chain(first, events)
+    events, first, d = await walk(svc, call, plan, attempt, hold=stack, only=only)
+    return _chain(first, events, d)
 
 
 def _reply_cap(call: Call) -> int:
@@ -143,23 +149,17 @@ def unreadable(d: Deployment, e: Exception) -> UpstreamError:
                          f"{' '.join(str(e).split())[:200]})")
 
 
-async def _readable(events: AsyncIterator[StreamEvent], d: Deployment) -> AsyncIterator[StreamEvent]:
-    """A provider's events; a value it could not make sense of (a bug's exception) is an upstream error."""
+async def _chain(first: StreamEvent, rest: AsyncIterator[StreamEvent], d: Deployment) -> AsyncIterator[StreamEvent]:
+    """The first event, then the rest; a value the provider could not make sense of (a bug's exception)
+    is an upstream error naming the deployment, like any other fault of its stream."""
+    yield first
     try:
-        async for ev in events:
+        async for ev in rest:
             yield ev
     except GatewayError as e:
         raise named(d, e) from None
     except Exception as e:
         raise unreadable(d, e) from None
-    finally:
-        await events.aclose()
-
-
-async def _chain(first: StreamEvent, rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
-    yield first
-    async for ev in rest:
-        yield ev
 
 
 async def complete(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatCompletion:
