@@ -27,15 +27,12 @@ Build = Callable[[Deployment, Provider], Awaitable[UpstreamRequest]]
 
 
 async def walk(svc: Services, call: Call, plan: Plan, attempt: Callable[[Deployment, Provider], Awaitable[T]], *,
-               hold: AsyncExitStack | None = None, only: Callable[[Deployment], bool] | None = None) -> T:
-    """Try attempts in order until one succeeds; `hold` keeps the deployment's slot until it closes.
-    `only` skips deployments that cannot take this request at all (a pass-through needs its API)."""
+               hold: AsyncExitStack | None = None) -> T:
+    """Try attempts in order until one succeeds; `hold` keeps the deployment's slot until it closes."""
     last: GatewayError | None = None
     cfg = call.cfg
     for att in router.attempts(cfg, plan.model, plan.route, svc.rng, state=svc.backends.view(),
                                now=svc.backends.clock(), tokens=plan.tokens):
-        if only is not None and not only(att.deployment):
-            continue
         if last is not None:
             pause = _backoff(cfg, att.retry, last)
             call.backoff_s += pause
@@ -81,8 +78,7 @@ def _backoff(cfg: Config, retry: int, err: GatewayError) -> float:
 
 
 async def request(svc: Services, call: Call, plan: Plan, build: Build,
-                  parse: Callable[[Provider, bytes, Deployment], T], *,
-                  only: Callable[[Deployment], bool] | None = None) -> T:
+                  parse: Callable[[Provider, bytes, Deployment], T]) -> T:
     """One whole reply: build the upstream request, send it, parse the body; retried as the plan allows."""
 
     async def attempt(d: Deployment, p: Provider) -> T:
@@ -96,12 +92,11 @@ async def request(svc: Services, call: Call, plan: Plan, build: Build,
         except Exception as e:  # a value the provider could not make sense of is the backend's fault
             raise unreadable(d, e) from None
 
-    return await walk(svc, call, plan, attempt, only=only)
+    return await walk(svc, call, plan, attempt)
 
 
 async def stream(svc: Services, call: Call, plan: Plan, build: Build,
-                 parse: Callable[[Provider], Callable], stack: AsyncExitStack, *,
-                 only: Callable[[Deployment], bool] | None = None) -> AsyncIterator[StreamEvent]:
+                 parse: Callable[[Provider, AsyncIterator[bytes], Deployment], AsyncIterator], stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
     """The events of the first deployment that answers; its connection and slot then belong to `stack`."""
 
     async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent, Deployment]:
@@ -111,7 +106,7 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
             frames = await call.waiting(mine.enter_async_context(
                 upstream.open_stream(svc.pool, ureq, d.timeouts, p.parse_error, d.id, p.framing,
                                      _reply_cap(call))))
-            events = parse(p)(frames, d)
+            events = parse(p, frames, d)
             mine.push_async_callback(events.aclose)
             first = await call.waiting(events.__anext__())
         except StopAsyncIteration:
@@ -129,7 +124,7 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
         stack.push_async_exit(mine)
         return events, first, d
 
-    events, first, d = await walk(svc, call, plan, attempt, hold=stack, only=only)
+    events, first, d = await walk(svc, call, plan, attempt, hold=stack)
     return _chain(first, events, d)
 
 

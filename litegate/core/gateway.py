@@ -4,8 +4,10 @@
 event), or the server-side tool loop when the plan gives the model server tools; provider state
 riding on tool calls is remembered on the way, and the usage the answer reports lands on the
 Call. `chat` is the same answer whole. Faces turn either into their own API's frames; the HTTP
-edge adds keep-alives while an answer is slow. Completions and embeddings are the same walk
-with other provider functions.
+edge adds keep-alives while an answer is slow. A face whose API some backends speak themselves
+also hands over the client's own request (providers.NativeRequest): per attempt, a deployment
+with a `Provider.passthrough` row for that face gets it untranslated. Completions and embeddings
+are the same walk with other provider functions.
 """
 
 from __future__ import annotations
@@ -13,20 +15,17 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from typing import Any, Union
 
 import msgspec
 from msgspec import UNSET
 
 from litegate import upstream
-from litegate.config import Config, Deployment
+from litegate.config import Config, Deployment, Timeouts
 from litegate.core import attempts
 from litegate.core.events import Aggregator
 from litegate.core.services import Call, Plan, Services
 from litegate.errors import BadRequest
-from litegate.providers import PROVIDERS, Provider, UpstreamRequest, Vectors
-from litegate.providers.anthropic import native as anthropic_native
+from litegate.providers import PROVIDERS, NativeRequest, Passthrough, Provider, UpstreamRequest, Vectors
 from litegate.providers.messages import image_url_of
 from litegate.tools import loop
 from litegate.tools.run import Kit
@@ -37,16 +36,23 @@ from litegate.wire import (
 
 
 # ---------------------------------------------------------------- chat
-def chat_events(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> AsyncIterator[StreamEvent]:
-    """Every event of the answer, streamed; the caller must close it (aclosing) if it stops early."""
-    if plan.server_tools:
+def chat_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,
+                native: NativeRequest | None = None) -> AsyncIterator[StreamEvent | bytes]:
+    """Every event of the answer, streamed; the caller must close it (aclosing) if it stops early.
+
+    With `native`, an attempt on a deployment whose provider passes that face's requests through
+    sends the client's own request, and the backend's frames come back as bytes ready for the
+    client (then one UsageEvent); any other deployment answers `req` as events."""
+    if plan.server_tools and not (native and native.required):  # the tool loop translates
         return _remembered(svc, call, _looped(svc, call, plan, req))
-    return _remembered(svc, call, _model_events(svc, call, plan, req))
+    return _remembered(svc, call, _model_events(svc, call, plan, req, native))
 
 
-async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatCompletion:
-    """The whole answer; one upstream request unless server tools make it a loop."""
-    if plan.server_tools:
+async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest,
+               native: NativeRequest | None = None) -> ChatCompletion | bytes:
+    """The whole answer (one upstream request unless server tools make it a loop): a ChatCompletion,
+    or a pass-through's own reply body."""
+    if plan.server_tools and not (native and native.required):
         # The loop reads each round as a stream, so the backend must be asked for one (a non-streaming
         # body is no SSE: every backend but Ollama's one-line reply read as an empty stream).
         agg = Aggregator()
@@ -54,28 +60,49 @@ async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatC
         async for ev in chat_events(svc, call, plan, streamed):
             agg.feed(ev)
         return msgspec.structs.replace(agg.result(req.model), memo=UNSET)
-    images: dict[str, str] = {}
+    face = native.face if native else None
 
-    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
+    def parse(p: Provider, body: bytes, d: Deployment) -> ChatCompletion | tuple[bytes, Usage | None]:
+        row = passthrough(d, face)
+        return row.reply(body, d, native) if row else p.parse_chat(body, d)
 
-    result = await attempts.request(svc, call, plan, build, lambda p, body, d: p.parse_chat(body, d))
+    result = await attempts.request(svc, call, plan, _builder(svc, call, req, native), parse)
+    if isinstance(result, tuple):
+        body, call.usage = result
+        return body
     for key, value in (result.memo or {}).items():
         svc.memo.put(key, value)
     call.usage = result.usage if result.usage is not UNSET else None
     return msgspec.structs.replace(result, model=req.model, memo=UNSET)
 
 
-async def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+async def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,
+                        native: NativeRequest | None = None) -> AsyncIterator[StreamEvent | bytes]:
     """One model call, streamed, with retries and fallbacks until its first event."""
-    images: dict[str, str] = {}
+    face = native.face if native else None
 
-    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
+    def parse(p: Provider, frames: AsyncIterator[bytes], d: Deployment) -> AsyncIterator:
+        row = passthrough(d, face)
+        return row.relay(frames, d, native) if row else p.parse_chat_stream(frames, d)
 
     async with AsyncExitStack() as stack:
-        async for ev in await attempts.stream(svc, call, plan, build, lambda p: p.parse_chat_stream, stack):
+        async for ev in await attempts.stream(svc, call, plan, _builder(svc, call, req, native), parse, stack):
             yield ev
+
+
+def _builder(svc: Services, call: Call, req: ChatRequest, native: NativeRequest | None):
+    images: dict[str, str] = {}
+    face = native.face if native else None
+
+    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
+        row = passthrough(d, face)
+        if row is not None:
+            return row.build(native, d)
+        if native is not None and native.required:
+            raise BadRequest(f"{native.required}; '{d.name}' is a {p.name} model", param="model")
+        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
+
+    return build
 
 
 def _looped(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> AsyncIterator[StreamEvent]:
@@ -95,7 +122,7 @@ def _looped(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> AsyncIte
                     max_rounds=ws.max_rounds if ws else 4, on_tool_calls=counted)
 
 
-async def _remembered(svc: Services, call: Call, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+async def _remembered(svc: Services, call: Call, events: AsyncIterator) -> AsyncIterator:
     """Keep provider state riding on tool calls, and the answer's usage, as the events pass."""
     try:
         async for ev in events:
@@ -119,127 +146,64 @@ def _clamped(req: ChatRequest, d: Deployment) -> ChatRequest:
                                    max_completion_tokens=limit if req.max_completion_tokens is not None else None)
 
 
-# ---------------------------------------------------------------- Anthropic Messages, native where it can be
-@dataclass(frozen=True, slots=True)
-class Native:
-    """A client's own Messages body, for Anthropic deployments to receive as it is (no chat round trip)."""
-
-    body: dict[str, Any]
-    headers: Mapping[str, str]  # the client's: anthropic-version and anthropic-beta are passed on
-    model: str  # the client's model name, echoed in replies
+# ---------------------------------------------------------------- pass-through
+def passthrough(d: Deployment, face: str | None) -> Passthrough | None:
+    """The row by which `d` takes `face`'s requests untranslated, if its provider has one that serves it."""
+    row = PROVIDERS[d.provider].passthrough.get(face) if face else None
+    return row if row is not None and row.serves(d) else None
 
 
-def messages_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,
-                    native: Native) -> AsyncIterator[Union[StreamEvent, bytes]]:
-    """chat_events, except that an Anthropic deployment gets `native.body` and its SSE frames come
-    back as bytes (then one UsageEvent); every other deployment answers `req` as events."""
-    if plan.server_tools:
-        return chat_events(svc, call, plan, req)
-    return _remembered(svc, call, _messages_stream(svc, call, plan, req, native))
+def natively(cfg: Config, name: str, face: str) -> bool:
+    """Every deployment `name` can reach (fallbacks included) takes `face`'s requests untranslated."""
+    name = cfg.resolve_name(name)
+    groups = cfg.groups()
+    if name not in groups:
+        return False  # unknown (the plan says so) or a virtual model: its rules decide later
+    return all(passthrough(d, face) for n in (name, *cfg.router.fallbacks.get(name, ())) for d in groups.get(n, ()))
 
 
-async def _messages_stream(svc: Services, call: Call, plan: Plan, req: ChatRequest,
-                           native: Native) -> AsyncIterator[Union[StreamEvent, bytes]]:
-    images: dict[str, str] = {}
-
-    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        if p.name == "anthropic":
-            return anthropic_native.build_native(native.body, d, native.headers, max_tokens=d.max_output_tokens)
-        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
-
-    def parse(p: Provider):
-        if p.name == "anthropic":
-            return lambda frames, d: anthropic_native.relay(frames, native.model)
-        return p.parse_chat_stream
-
-    async with AsyncExitStack() as stack:
-        async for ev in await attempts.stream(svc, call, plan, build, parse, stack):
-            yield ev
-
-
-async def messages(svc: Services, call: Call, plan: Plan, req: ChatRequest, native: Native
-                   ) -> Union[ChatCompletion, bytes]:
-    """A whole answer without server tools: an Anthropic deployment's own reply body (bytes, under the
-    client's model name), or a ChatCompletion from any other."""
-    images: dict[str, str] = {}
-
-    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        if p.name == "anthropic":
-            return anthropic_native.build_native(native.body, d, native.headers, max_tokens=d.max_output_tokens)
-        return p.build_chat(await _prepared(svc, call, _clamped(req, d), p, images), d, svc.memo)
-
-    def parse(p: Provider, body: bytes, d: Deployment):
-        return anthropic_native.reply(body, native.model) if p.name == "anthropic" else p.parse_chat(body, d)
-
-    result = await attempts.request(svc, call, plan, build, parse)
-    if isinstance(result, tuple):
-        body, call.usage = result
-        return body
-    for key, value in (result.memo or {}).items():
-        svc.memo.put(key, value)
-    call.usage = result.usage if result.usage is not UNSET else None
-    return msgspec.structs.replace(result, model=req.model, memo=UNSET)
-
-
-async def count_tokens(svc: Services, call: Call, plan: Plan, req: ChatRequest, native: Native,
+async def count_tokens(svc: Services, call: Call, plan: Plan, req: ChatRequest, native: NativeRequest,
                        estimate: int) -> int:
-    """The backend's own count where it has one (Anthropic natively, Gemini's countTokens); else the
+    """The backend's own count where it has one: a pass-through row for the count (Anthropic's own
+    count_tokens) or the provider's counter of the translated request (Gemini's countTokens); else the
     face's estimate, without taking a slot (a count must not queue behind a local model's generations)."""
-    first = PROVIDERS[call.cfg.groups()[plan.model][0].provider]
-    if first.name != "anthropic" and first.build_count_tokens is None:
+    first = call.cfg.groups()[plan.model][0]
+    if passthrough(first, native.face) is None and PROVIDERS[first.provider].build_count_tokens is None:
         return estimate
     images: dict[str, str] = {}
 
     async def attempt(d: Deployment, p: Provider) -> int:
-        if p.name == "anthropic":
-            ureq = anthropic_native.build_native(native.body, d, native.headers, path="/v1/messages/count_tokens")
+        row = passthrough(d, native.face)
+        if row is not None:
+            ureq = row.build(native, d)
         elif p.build_count_tokens is not None and p.parse_count_tokens is not None:
             ureq = p.build_count_tokens(await _prepared(svc, call, req, p, images), d, svc.memo)
         else:
             return estimate
         body = await call.waiting(upstream.send(svc.pool, ureq, d.timeouts, p.parse_error, d.id))
-        n = anthropic_native.count(body) if p.name == "anthropic" else p.parse_count_tokens(body)
+        if row is not None:
+            counted = row.reply(body, d, native)[1]
+            n = counted.prompt_tokens if counted is not None else None
+        else:
+            n = p.parse_count_tokens(body)
         return n if n is not None else estimate
 
     return await attempts.walk(svc, call, plan, attempt)
 
 
-# ---------------------------------------------------------------- native pass-through
-def serves_natively(cfg: Config, plan: Plan) -> bool:
-    """Every deployment of the planned model serves the Responses API itself (responses_api: true)."""
-    group = cfg.groups().get(plan.model, ())
-    return bool(group) and all(d.responses_api for d in group)
-
-
-def _native(d: Deployment) -> bool:
-    return d.responses_api
-
-
-async def native(svc: Services, call: Call, plan: Plan, body: dict) -> bytes:
-    """A Responses request passed through whole to a deployment that serves the API; its reply body.
-    Retries and fallbacks walk only such deployments."""
-
-    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        return _require(p, "the Responses API", d, p.build_responses)(body, d)
-
-    return await attempts.request(svc, call, plan, build, lambda p, raw, d: raw, only=_native)
-
-
-async def native_events(svc: Services, call: Call, plan: Plan, body: dict) -> AsyncIterator[bytes]:
-    """The same, streamed: the backend's SSE event payloads as they come."""
-
-    async def build(d: Deployment, p: Provider) -> UpstreamRequest:
-        return _require(p, "the Responses API", d, p.build_responses)(body, d)
-
-    async with AsyncExitStack() as stack:
-        async for payload in await attempts.stream(svc, call, plan, build, lambda p: _payloads, stack, only=_native):
-            yield payload
-
-
-async def _payloads(frames: AsyncIterator[bytes], d: Deployment) -> AsyncIterator[bytes]:
-    async for frame in frames:
-        if frame.strip() and frame != b"[DONE]":
-            yield frame
+async def relayed(svc: Services, d: Deployment, native: NativeRequest, stack: AsyncExitStack | None = None,
+                  timeouts: Timeouts | None = None) -> bytes | AsyncIterator[bytes | UsageEvent] | None:
+    """One pass-through to one deployment outside any plan (Ollama's load, show, model management): its
+    reply, or its relayed stream when `stack` holds the connection; None when `d` takes no such request."""
+    row, p = passthrough(d, native.face), PROVIDERS[d.provider]
+    if row is None:
+        return None
+    ureq, timeouts = row.build(native, d), timeouts or d.timeouts
+    if stack is None:
+        return row.reply(await upstream.send(svc.pool, ureq, timeouts, p.parse_error, d.id), d, native)[0]
+    frames = await stack.enter_async_context(upstream.open_stream(svc.pool, ureq, timeouts, p.parse_error,
+                                                                  d.id, p.framing))
+    return row.relay(frames, d, native)
 
 
 # ---------------------------------------------------------------- images
@@ -302,7 +266,8 @@ async def completion_events(svc: Services, call: Call, plan: Plan, req: Completi
         return _require(p, "/v1/completions", d, p.build_completion)(req, d)
 
     async with AsyncExitStack() as stack:
-        async for ev in await attempts.stream(svc, call, plan, build, lambda p: p.parse_completion_stream, stack):
+        parse = lambda p, frames, d: p.parse_completion_stream(frames, d)  # noqa: E731
+        async for ev in await attempts.stream(svc, call, plan, build, parse, stack):
             if type(ev) is UsageEvent:
                 call.usage = ev.usage
             yield ev

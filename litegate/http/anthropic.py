@@ -3,9 +3,10 @@ e.g. Claude Code's `?beta=true`), and the Anthropic shape of GET /v1/models.
 
 The same four steps as the OpenAI face: decode (surfaces.anthropic), admit, run the core, write
 through the face. Two things are this face's own:
-- a model whose deployments are Anthropic gets the client's body natively (core.gateway.Native):
-  cache_control, signatures, server tools and betas survive; keys, limits and usage still apply;
-- Anthropic's server web search (`web_search_20250305`) on any other model is run by litegate's
+- a deployment that speaks Messages itself (a "anthropic" row in its Provider.passthrough) gets the
+  client's own body: cache_control, signatures, server tools and betas survive; keys, limits and
+  usage still apply;
+- Anthropic's server web search (`web_search_20250305`) on a translated model is run by litegate's
   own search backend, and shown as server_tool_use / web_search_tool_result blocks.
 """
 
@@ -22,12 +23,12 @@ from litegate.core.services import Call, Plan
 from litegate.errors import BadRequest
 from litegate.http import edge
 from litegate.http.appkeys import CALL, SERVICES
+from litegate.providers import PROVIDERS, NativeRequest
 from litegate.surfaces import anthropic as face
 from litegate.surfaces.base import decode
 from litegate.wire import StreamOptions
 
 log = structlog.get_logger("litegate.http")
-OLLAMA_DEFAULT_NUM_CTX = 4096  # what an Ollama without OLLAMA_CONTEXT_LENGTH may use on a small machine
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -35,27 +36,27 @@ async def messages(request: web.Request) -> web.StreamResponse:
     mreq = decode(face.decoder, raw)
     chat, search = face.to_chat(mreq)
     call: Call = request[CALL]
-    native = _anthropic_only(call.cfg, mreq.model)
+    native = gateway.natively(call.cfg, mreq.model, "anthropic")
     if search is not None:
         _search_allowed(call.cfg, mreq, native)
         if native:
-            chat.web_search_options = None  # Anthropic runs its own server tool
+            chat.web_search_options = None  # the backend runs its own server tool
     estimate = face.estimate(mreq)
     call, plan = await edge.admit(request, "chat", mreq.model, chat, stream=mreq.stream)
     call.extra_headers["request-id"] = call.request_id  # where Anthropic's SDKs read the id
     _warn_small_context(call, plan, estimate)
     svc = request.app[SERVICES]
-    body = gateway.Native(_native_body(call.cfg, plan, raw), request.headers, mreq.model)
+    own = NativeRequest("anthropic", raw, mreq.model, headers=request.headers)
     if mreq.stream:
         writer = face.MessagesWriter(mreq.model, input_estimate=estimate)
-        return await edge.stream(request, call, gateway.messages_events(svc, call, plan, chat, body), writer)
+        return await edge.stream(request, call, gateway.chat_events(svc, call, plan, chat, own), writer)
     if plan.server_tools:  # the tool loop: build the reply from its events, search blocks included
         builder = face.MessageBuilder(mreq.model, input_estimate=estimate)
         looped = msgspec.structs.replace(chat, stream=True, stream_options=StreamOptions(include_usage=True))
         async for ev in gateway.chat_events(svc, call, plan, looped):
             builder.feed(ev)
         return edge.reply(call, builder.result())
-    result = await gateway.messages(svc, call, plan, chat, body)
+    result = await gateway.chat(svc, call, plan, chat, own)
     if isinstance(result, bytes):
         return edge.reply(call, result)
     return edge.reply(call, face.from_completion(result, mreq.model, input_estimate=estimate))
@@ -68,26 +69,12 @@ async def count_tokens(request: web.Request) -> web.Response:
     chat.web_search_options = None  # counting runs no search
     call, plan = await edge.admit(request, "count_tokens", mreq.model, chat)
     call.extra_headers["request-id"] = call.request_id
-    body = gateway.Native(_native_body(call.cfg, plan, raw), request.headers, mreq.model)
-    n = await gateway.count_tokens(request.app[SERVICES], call, plan, chat, body, face.estimate(mreq))
+    own = NativeRequest("anthropic.count_tokens", raw, mreq.model, headers=request.headers)
+    n = await gateway.count_tokens(request.app[SERVICES], call, plan, chat, own, face.estimate(mreq))
     return edge.reply(call, {"input_tokens": n})
 
 
 # ---------------------------------------------------------------- helpers
-def _providers(cfg: Config, name: str) -> set[str]:
-    """The providers of every deployment a model name can reach: its group, then its fallbacks."""
-    groups = cfg.groups()
-    return {d.provider for n in (name, *cfg.router.fallbacks.get(name, ())) for d in groups.get(n, ())}
-
-
-def _anthropic_only(cfg: Config, requested: str) -> bool:
-    """Every deployment the name can reach (fallbacks included) is Anthropic: the request goes natively."""
-    name = cfg.resolve_name(requested)
-    if name not in cfg.groups():
-        return False  # unknown (the plan says so) or a virtual model: its rules decide later
-    return _providers(cfg, name) == {"anthropic"}
-
-
 def _search_allowed(cfg: Config, mreq: face.MessagesRequest, native: bool) -> None:
     if native or cfg.web_search is not None:
         return
@@ -96,24 +83,21 @@ def _search_allowed(cfg: Config, mreq: face.MessagesRequest, native: bool) -> No
                      "gateway (add a web_search block: Serper or SearXNG)", param=f"tools[{i}].type")
 
 
-def _native_body(cfg: Config, plan: Plan, raw: bytes) -> dict:
-    """The client's body as JSON, only when some deployment of the plan speaks Anthropic."""
-    return orjson.loads(raw) if "anthropic" in _providers(cfg, plan.model) else {}
-
-
 def _warn_small_context(call: Call, plan: Plan, estimate: int) -> None:
-    """Claude Code sends 20-40k-token prompts; an Ollama num_ctx below that cuts them silently."""
+    """Claude Code sends 20-40k-token prompts; a backend whose window is an option (Ollama's num_ctx)
+    cuts a prompt longer than it silently."""
     for d in call.cfg.groups().get(plan.model, ()):
-        if d.provider != "ollama":
+        option = PROVIDERS[d.provider].context_option
+        if not option:
             continue
-        num_ctx = d.options.get("num_ctx")
-        if estimate > (num_ctx or OLLAMA_DEFAULT_NUM_CTX):
-            where = f"options.num_ctx={num_ctx}" if num_ctx else "no options.num_ctx"
-            log.warning("prompt_exceeds_num_ctx", request_id=call.request_id, deployment=d.id,
-                        prompt_tokens_estimate=estimate, num_ctx=num_ctx)
+        window = d.options.get(option)
+        if estimate > (window or PROVIDERS[d.provider].context_window):
+            where = f"options.{option}={window}" if window else f"no options.{option}"
+            log.warning("prompt_exceeds_context_option", request_id=call.request_id, deployment=d.id,
+                        prompt_tokens_estimate=estimate, option=option, window=window)
             call.extra_headers["x-litegate-warning"] = (
-                f"prompt ~{estimate} tokens, deployment {d.id} has {where}: Ollama may cut the prompt; "
-                "set options.num_ctx in its config")
+                f"prompt ~{estimate} tokens, deployment {d.id} has {where}: the backend may cut the prompt; "
+                f"set options.{option} in its config")
 
 
 def add_routes(app: web.Application) -> None:

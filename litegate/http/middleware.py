@@ -173,9 +173,9 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         except Unauthorized as e:
             if sessions.is_page(path) and request.method in ("GET", "HEAD"):
                 raise SeeOther(sessions.sign_in_location(request.path_qs)) from None
-            if call.face == "ollama" and e.message == auth.MISSING_KEY:
-                e.message += (f"; or, for Ollama apps that cannot send a key, list this client's network "
-                              f"({sessions.client_address(request, call.cfg)}) in auth.trusted_networks")
+            hint = surface_for(path).missing_key_hint
+            if hint and e.message == auth.MISSING_KEY:
+                e.message += hint.format(remote=sessions.client_address(request, call.cfg))
             raise
         request[PRINCIPAL] = principal
         call.key = principal.name

@@ -1,10 +1,12 @@
 """The Ollama face's routes: Ollama's native API on litegate's address (ollama.md §8).
 
 GET/HEAD / and /api/version answer reachability probes; /api/tags, /api/show and /api/ps describe
-the models the caller may use; /api/chat and /api/generate answer (NDJSON streams by default),
-natively from an Ollama model and translated from any other (http/ollama_native.py);
-/api/embed and /api/embeddings embed; /api/pull, push, create, copy and delete are relayed to an
-Ollama server for admin keys. Names are `name:tag` here: `gpt:latest` means the configured `gpt`.
+the models the caller may use; /api/chat and /api/generate answer (NDJSON streams by default):
+per attempt, a deployment that speaks Ollama's API itself (an "ollama" row in its
+Provider.passthrough) gets the client's own body and its lines go back as they came (only the
+model's name set back to the client's), any other gets the translated ChatRequest; an empty
+request loads or unloads the model. /api/embed and /api/embeddings embed; /api/pull, push,
+create, copy and delete are relayed ("ollama.api" rows) to such a server for admin keys. Names are `name:tag` here: `gpt:latest` means the configured `gpt`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from litegate.config import Config
+from litegate.config import Config, Timeouts
 from litegate.core import gateway
 from litegate.core import plan as planning
 from litegate.errors import BadRequest, Forbidden, ModelNotFound
-from litegate.http import edge, ollama_catalog as catalog, ollama_native as native
+from litegate.http import edge, ollama_catalog as catalog
 from litegate.http.appkeys import CALL, SERVICES
+from litegate.providers import NativeRequest
 from litegate.surfaces.ollama import models, reply, request as face
 from litegate.surfaces.ollama.stream import ChatStreamWriter, GenerateStreamWriter, RelayWriter
 from litegate.surfaces.ollama.timing import Timing
@@ -85,23 +88,30 @@ async def _answer(request: web.Request, inbound: face.Inbound) -> web.StreamResp
     svc = request.app[SERVICES]
     name = _name(call.cfg, inbound.model)
     req = msgspec.structs.replace(inbound.chat, model=name)
-    if inbound.load is not None:
+    path = "/api/chat" if inbound.kind == "chat" else "/api/generate"
+    if inbound.load is not None:  # reaches a real Ollama, so Open WebUI's unload really frees the memory
         planning.resolve(call.cfg, edge.principal_of(request), name)  # 404 / 403 as for an answer
-        body = await native.load(svc, call.cfg, name, inbound)
+        d = catalog.first_deployment(call.cfg, name)
+        own = NativeRequest("ollama", _not_streamed(inbound.raw), inbound.model, path)
+        body = await gateway.relayed(svc, d, own) if d is not None else None
         return edge.reply(call, body if body is not None else reply.loaded(inbound.kind, inbound.model, inbound.load))
     call, plan = await edge.admit(request, "chat", name, req, stream=inbound.stream)
+    own = NativeRequest("ollama", inbound.raw, inbound.model, path, required=inbound.native_only)
     timing = _timing(request)
     chat_kind = inbound.kind == "chat"
     if inbound.stream:
         writer = (ChatStreamWriter if chat_kind else GenerateStreamWriter)(inbound.model, timing)
-        events = (gateway.chat_events(svc, call, plan, req) if plan.server_tools  # the tool loop translates
-                  else native.events(svc, call, plan, inbound, req))
-        return await edge.stream(request, call, events, writer)
-    result = (await gateway.chat(svc, call, plan, req) if plan.server_tools
-              else await native.whole(svc, call, plan, inbound, req))
+        return await edge.stream(request, call, gateway.chat_events(svc, call, plan, req, own), writer)
+    result = await gateway.chat(svc, call, plan, req, own)
     if isinstance(result, bytes):
         return edge.reply(call, result)
     return edge.reply(call, (reply.chat if chat_kind else reply.generate)(inbound.model, result, timing))
+
+
+def _not_streamed(raw: bytes) -> bytes:
+    doc = orjson.loads(raw)
+    doc["stream"] = False
+    return orjson.dumps(doc)
 
 
 # ---------------------------------------------------------------- embeddings
@@ -132,6 +142,8 @@ async def _embed(request: web.Request, ec: face.EmbedCall) -> web.Response:
 
 # ---------------------------------------------------------------- model management
 _STREAMING = frozenset({"/api/pull", "/api/push", "/api/create"})
+# Pulling a model downloads gigabytes: progress lines keep coming, the whole can take an hour.
+_MANAGE_TIMEOUTS = Timeouts(connect_s=5, first_token_s=300, total_s=6 * 3600)
 
 
 async def manage(request: web.Request) -> web.StreamResponse:
@@ -156,14 +168,19 @@ async def manage(request: web.Request) -> web.StreamResponse:
             return edge.reply(call, done)
         raise Forbidden(f"{request.path} changes the models of an Ollama server; that needs an admin key, "
                         f"and '{principal.name}' is not one", code="admin_required")
-    base, model = native.manage_target(call.cfg, name)
-    ureq = native.manage_request(request.method, base, request.path, raw, model)
+    d, own = catalog.api_target(call.cfg, name)
+    if own:  # a name litegate serves: the server's own name for it
+        for field in ("model", "name"):
+            if doc.get(field):
+                doc[field] = d.model
+        raw = orjson.dumps(doc)
+    native = NativeRequest("ollama.api", raw, path=request.path, method=request.method)
     svc = request.app[SERVICES]
     if stream:
         async with AsyncExitStack() as stack:
-            lines = await native.manage_lines(svc, ureq, stack)
+            lines = await gateway.relayed(svc, d, native, stack, _MANAGE_TIMEOUTS)
             return await edge.stream(request, call, lines, RelayWriter())
-    body = await native.manage_whole(svc, ureq)
+    body = await gateway.relayed(svc, d, native, timeouts=_MANAGE_TIMEOUTS)
     return edge.reply(call, body) if body.strip() else web.Response(status=200)
 
 

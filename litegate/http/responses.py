@@ -3,8 +3,8 @@
 The same steps as every face (decode, admit, run the core, write through the face), plus what only
 this API has: the history of previous_response_id read from the response store; the answer kept
 there when `store` is true (queued before its last frame goes out, so the client's next turn finds
-it); and native pass-through when every deployment of the planned model serves the Responses API
-itself (responses_api: true). A key reads and deletes only the responses it made.
+it); and native pass-through when every deployment the planned model reaches serves the Responses
+API itself (a "responses" row in its Provider.passthrough: OpenAI deployments with responses_api). A key reads and deletes only the responses it made.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from litegate.core.services import Call
 from litegate.errors import BadRequest, GatewayError, NotFound
 from litegate.http import edge
 from litegate.http.appkeys import CALL, RESPONSES, SERVICES
+from litegate.providers import NativeRequest
 from litegate.surfaces import responses as face
 from litegate.usage.responses import ResponseStore
 from litegate.wire import StreamOptions, Usage, encoder
@@ -47,8 +48,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         chat = msgspec.structs.replace(chat, web_search_options=None)
     call, plan = await edge.admit(request, "chat", body.model, chat, stream=body.stream)
     svc = request.app[SERVICES]
-    if gateway.serves_natively(call.cfg, plan):
-        return await _native(request, call, plan, raw, prior, body.stream)
+    if gateway.natively(call.cfg, plan.model, "responses"):
+        return await _native(request, call, plan, chat, raw, prior, body.stream)
     if body.previous_response_id and prior is None:
         raise _no_previous(store, body.previous_response_id)
     keep = _keeper(store, owner, raw, prior) if body.store is not False else None
@@ -165,25 +166,19 @@ class _Keeping:
 
 
 # ---------------------------------------------------------------- native pass-through
-async def _native(request: web.Request, call: Call, plan, raw: bytes, prior: bytes | None,
+async def _native(request: web.Request, call: Call, plan, chat, raw: bytes, prior: bytes | None,
                   stream: bool) -> web.StreamResponse:
-    doc = orjson.loads(raw)
     if prior is not None:  # our own stored id: the backend cannot know it, so it gets the history itself
+        doc = orjson.loads(raw)
         doc["input"] = orjson.loads(prior) + _input_items(doc.get("input"))
         doc.pop("previous_response_id", None)
+        raw = orjson.dumps(doc)
+    # Required: the relayed stream is the answer; the backend runs its own hosted tools.
+    own = NativeRequest("responses", raw, chat.model, required="a Responses pass-through")
     svc = request.app[SERVICES]
     if stream:
-        writer = face.NativeWriter()
-        try:
-            return await edge.stream(request, call, gateway.native_events(svc, call, plan, doc), writer)
-        finally:
-            call.usage = writer.usage
-    reply = await gateway.native(svc, call, plan, doc)
-    try:
-        call.usage = face.usage_of(orjson.loads(reply))
-    except orjson.JSONDecodeError:
-        pass
-    return edge.reply(call, reply)
+        return await edge.stream(request, call, gateway.chat_events(svc, call, plan, chat, own), face.NativeWriter())
+    return edge.reply(call, await gateway.chat(svc, call, plan, chat, own))
 
 
 def add_routes(app: web.Application) -> None:

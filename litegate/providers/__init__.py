@@ -11,7 +11,7 @@ from litegate.providers import anthropic
 from litegate.providers import gemini
 from litegate.providers import ollama
 from litegate.providers import openai
-from litegate.providers.base import Provider, UpstreamRequest, Vectors
+from litegate.providers.base import NativeRequest, Passthrough, Provider, UpstreamRequest, Vectors
 
 PROVIDERS: MappingProxyType[str, Provider] = MappingProxyType({
     "ollama": ollama.PROVIDER,
@@ -20,4 +20,4 @@ PROVIDERS: MappingProxyType[str, Provider] = MappingProxyType({
     "gemini": gemini.PROVIDER,
 })
 
-__all__ = ["PROVIDERS", "Provider", "UpstreamRequest", "Vectors"]
+__all__ = ["PROVIDERS", "NativeRequest", "Passthrough", "Provider", "UpstreamRequest", "Vectors"]

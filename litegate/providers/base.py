@@ -24,6 +24,8 @@ from litegate.wire import (
     EmbeddingsRequest,
     StreamEvent,
     TextCompletion,
+    Usage,
+    UsageEvent,
     Vectors,
 )
 
@@ -45,6 +47,43 @@ class UpstreamRequest:
         # its request body until it ends: 1,000 held streams held 4 MB of slack. A copy is exact-size.
         if len(self.body) < _TIGHTEN_BELOW and type(self.body) is bytes:
             object.__setattr__(self, "body", bytes(memoryview(self.body)))
+
+
+@dataclass(frozen=True, slots=True)
+class NativeRequest:
+    """A client's own request on a face whose API some backends speak themselves (pass-through).
+
+    It travels from the face to the core beside the translated ChatRequest; an attempt on a
+    deployment whose provider has a `passthrough` row for `face` sends this instead."""
+
+    face: str  # the Provider.passthrough key: a face's name, or "<face>.<call>" for its other calls
+    body: bytes  # the client's body as it came (or as the face rewrote it)
+    model: str = ""  # the client's model name, given back in answers
+    path: str = ""  # the endpoint, for a face with several (Ollama's /api/chat, /api/generate, ...)
+    headers: Mapping[str, str] = field(default_factory=dict)  # the client's own
+    method: str = "POST"
+    required: str | None = None  # set: only a pass-through can answer, and this says why (Ollama FIM)
+
+
+def _always(d: Deployment) -> bool:
+    return True
+
+
+def _as_is(body: bytes, d: Deployment, native: NativeRequest) -> tuple[bytes, Usage | None]:
+    return body, None
+
+
+@dataclass(frozen=True, slots=True)
+class Passthrough:
+    """How a provider takes one face's requests untranslated: one row of Provider.passthrough."""
+
+    build: Callable[[NativeRequest, Deployment], UpstreamRequest]
+    # The backend's frames -> frames ready for the client (bytes) and then one UsageEvent; an error
+    # frame raises its GatewayError. None: this call is only ever answered whole.
+    relay: Callable[[AsyncIterator[bytes], Deployment, NativeRequest], AsyncIterator[bytes | UsageEvent]] | None = None
+    # A whole reply -> the body for the client, and its usage when it says.
+    reply: Callable[[bytes, Deployment, NativeRequest], tuple[bytes, Usage | None]] = _as_is
+    serves: Callable[[Deployment], bool] = _always  # e.g. only deployments flagged responses_api
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +113,13 @@ class Provider:
     parse_loaded: Callable[[bytes], list[dict[str, Any]]] | None = None
     # The name a configured model has in that list (Ollama lists `llama3` as `llama3:latest`).
     loaded_name: Callable[[str], str] = str
-    # A Responses API body (already JSON-decoded) for a backend that serves /responses itself
-    # (deployment responses_api: true): passed through, only the model name is the deployment's.
-    build_responses: Callable[[dict[str, Any], Deployment], UpstreamRequest] | None = None
+    # Faces whose requests this provider takes untranslated, keyed by NativeRequest.face.
+    passthrough: Mapping[str, Passthrough] = field(default_factory=dict)
+    # The context window a deployment gets when config names none: the vendor's usual size, or the
+    # backend's default for `context_option`, the deployment option that sets it (and cuts silently).
+    context_window: int = 0
+    context_option: str = ""
+    vision: bool = False  # its chat models usually take images (a guess for model cards)
 
 
 _ID_ALPHABET = string.ascii_letters + string.digits

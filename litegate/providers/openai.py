@@ -22,7 +22,9 @@ from litegate.wire import (
     Finish, OutFunction, OutMessage, OutToolCall, PromptTokensDetails, CompletionTokensDetails,
     ReasoningDelta, StreamEvent, TextCompletion, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
-from litegate.providers.base import Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id, retry_after
+from litegate.providers.base import (
+    NativeRequest, Passthrough, Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id, retry_after,
+)
 from litegate.providers.messages import tool_name_for
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
@@ -273,10 +275,64 @@ async def parse_completion_stream(frames: AsyncIterator[bytes], target: Deployme
         raise StreamInterrupted("backend stream ended before its finish_reason and [DONE]")
 
 
-def build_responses(body: dict[str, Any], target: Deployment) -> UpstreamRequest:
-    """Native pass-through of a Responses API request (the deployment serves POST /responses)."""
-    return UpstreamRequest("POST", api_base(target, DEFAULT_API_BASE) + "/responses",
-                           orjson.dumps({**body, "model": target.model}), _headers(target))
+# ---------------------------------------------------------------- the Responses API, passed through
+_TERMINAL = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
+
+
+def _build_responses(native: NativeRequest, target: Deployment) -> UpstreamRequest:
+    """The client's Responses body for a backend serving POST /responses: only the model is the deployment's."""
+    body = orjson.dumps({**orjson.loads(native.body), "model": target.model})
+    return UpstreamRequest("POST", api_base(target, DEFAULT_API_BASE) + "/responses", body, _headers(target))
+
+
+async def _relay_responses(frames: AsyncIterator[bytes], target: Deployment,
+                           native: NativeRequest) -> AsyncIterator[bytes | UsageEvent]:
+    """The backend's events as they came (only the `event:` line is rebuilt: upstream framing keeps the
+    data), and the usage of its terminal event."""
+    async for payload in frames:
+        if not payload.strip() or payload == b"[DONE]":
+            continue
+        kind = _event_type(payload)
+        yield b"event: " + kind + b"\ndata: " + payload + b"\n\n"
+        if b'"' + kind + b'"' in _TERMINAL:
+            found = response_usage(orjson.loads(payload).get("response"))
+            if found is not None:
+                yield UsageEvent(found)
+
+
+def _event_type(payload: bytes) -> bytes:
+    """Events put their type first (`{"type":"…",`), so deltas need no parse."""
+    if payload.startswith(b'{"type":"'):
+        end = payload.find(b'"', 9)
+        if end > 9:
+            return payload[9:end]
+    try:
+        kind = orjson.loads(payload).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        kind = None
+    return kind.encode() if isinstance(kind, str) else b"message"
+
+
+def _reply_responses(body: bytes, target: Deployment, native: NativeRequest) -> tuple[bytes, Usage | None]:
+    try:
+        return body, response_usage(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return body, None
+
+
+def response_usage(response: Any) -> Usage | None:
+    """A Response object's usage in the internal form (None when it has none)."""
+    u = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(u, dict):
+        return None
+    cached = (u.get("input_tokens_details") or {}).get("cached_tokens") or 0
+    reasoning = (u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
+    usage = Usage(int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0), int(u.get("total_tokens") or 0))
+    if cached:
+        usage.prompt_tokens_details = PromptTokensDetails(int(cached))
+    if reasoning:
+        usage.completion_tokens_details = CompletionTokensDetails(int(reasoning))
+    return usage
 
 
 PROVIDER = Provider(
@@ -284,5 +340,9 @@ PROVIDER = Provider(
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
     build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
     build_completion=build_completion, parse_completion=parse_completion,
-    parse_completion_stream=parse_completion_stream, build_responses=build_responses,
+    parse_completion_stream=parse_completion_stream,
+    # Deployments flagged responses_api serve the Responses API themselves: its requests pass through.
+    passthrough={"responses": Passthrough(_build_responses, _relay_responses, _reply_responses,
+                                          serves=lambda d: d.responses_api)},
+    context_window=128_000, vision=True,
 )

@@ -46,6 +46,8 @@ class Surface:
 
     name: str  # recorded with each request ("openai", "anthropic", "responses", "ollama")
     render_error: Callable[[GatewayError], tuple[int, bytes]]  # (status, JSON body) in this API's shape
+    # Added to "no key" refusals ({remote}: the client's address), for apps of this API that send none.
+    missing_key_hint: str = ""
 
 
 def decode(decoder, raw: bytes, what: str = "request body"):

@@ -11,6 +11,7 @@ import pytest
 from litegate.config import Deployment
 from litegate.errors import GatewayError
 from litegate.providers.anthropic.native import NativeRelay, build_native, reply
+from litegate.providers.base import NativeRequest
 
 TARGET = Deployment(name="sonnet", provider="anthropic", model="claude-sonnet-4-5-20250929", id="anthropic/sonnet",
                     api_base="https://api.anthropic.test", api_key="sk-ant-secret",
@@ -92,7 +93,8 @@ def test_relay_reframes_rewrites_model_and_counts_usage():
 def test_whole_reply_gets_the_clients_model_and_usage():
     """A non-streaming native reply keeps its content and names the client's model; usage is counted."""
     raw, usage = reply(b'{"type":"message","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"hi"}],'
-                       b'"usage":{"input_tokens":3,"output_tokens":2,"cache_creation_input_tokens":4}}', "claude-sonnet-4-5")
+                       b'"usage":{"input_tokens":3,"output_tokens":2,"cache_creation_input_tokens":4}}', TARGET,
+                       NativeRequest("anthropic", b"", "claude-sonnet-4-5"))
     msg = json.loads(raw)
     assert msg["model"] == "claude-sonnet-4-5" and msg["content"] == [{"type": "text", "text": "hi"}]
     assert (usage.prompt_tokens, usage.completion_tokens) == (7, 2)

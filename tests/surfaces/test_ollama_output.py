@@ -16,7 +16,7 @@ import pytest
 from litegate.errors import BadRequest, Forbidden, ModelNotFound, RateLimited, Unauthorized, UpstreamTimeout
 from litegate.surfaces.ollama import SURFACE, models, reply
 from litegate.surfaces.ollama.models import ModelCard, Running
-from litegate.surfaces.ollama.stream import ChatStreamWriter, GenerateStreamWriter, Native
+from litegate.surfaces.ollama.stream import ChatStreamWriter, GenerateStreamWriter
 from litegate.surfaces.ollama.timing import Timing, timestamp
 from litegate.wire import (
     ChatCompletion, Choice, Finish, OutFunction, OutMessage, OutToolCall,
@@ -71,7 +71,7 @@ def test_native_lines_pass_through_untouched(writer):
     w = writer("llama:latest")
     first = b'{"model":"llama3.1:8b","created_at":"x","message":{"role":"assistant","content":"Hi"},"done":false}'
     done = b'{"model":"llama3.1:8b","created_at":"x","done":true,"done_reason":"stop","eval_count":1}'
-    frames = w.feed(Native(first)) + w.feed(Native(done, Usage.of(3, 1))) + w.finish()
+    frames = w.feed(first + b"\n") + w.feed(done + b"\n") + w.feed(UsageEvent(Usage.of(3, 1))) + w.finish()
     assert frames == [first + b"\n", done + b"\n"]
     assert w.usage == Usage.of(3, 1)
 
@@ -211,13 +211,15 @@ def test_both_spellings_resolve(requested, resolved):
     assert models.untagged(requested, {"gpt", "qwen3:8b", "m:latest"}.__contains__) == resolved
 
 
-CARDS = [ModelCard("gpt", "openai", "gpt-4o", context_length=128000, modified_at_ns=1_700_000_000_123_456_789),
-         ModelCard("claude", "anthropic", "claude-sonnet-4-5"),
-         ModelCard("llama", "ollama", "llama3.1:8b", size=4_920_753_328, digest="ab" * 32,
+# A cloud provider's habits (usual window, chat models take images) as the catalog fills them in.
+CLOUD = {"usual_context": 128_000, "vision": True}
+CARDS = [ModelCard("gpt", "gpt-4o", context_length=128000, modified_at_ns=1_700_000_000_123_456_789, **CLOUD),
+         ModelCard("claude", "claude-sonnet-4-5", usual_context=200_000, vision=True),
+         ModelCard("llama", "llama3.1:8b", size=4_920_753_328, digest="ab" * 32,
                    details={"family": "llama", "parameter_size": "8.0B", "quantization_level": "Q4_K_M"},
                    model_info={"general.architecture": "llama", "llama.context_length": 131072}),
-         ModelCard("embedder", "openai", "text-embedding-3-small"),
-         ModelCard("smart", "", "")]
+         ModelCard("embedder", "text-embedding-3-small", **CLOUD),
+         ModelCard("smart")]
 
 
 def test_tags_body_has_every_field_clients_require():
@@ -244,10 +246,10 @@ def test_tags_body_has_every_field_clients_require():
     (CARDS[0], ["completion", "tools", "vision"], "gpt.context_length", 128000),
     (CARDS[1], ["completion", "tools", "vision", "thinking"], "claude.context_length", 200000),
     (CARDS[2], ["completion", "tools"], "llama.context_length", 131072),
-    (ModelCard("llama", "ollama", "llama3.1:8b", context_length=16384, model_info={"general.architecture": "llama",
+    (ModelCard("llama", "llama3.1:8b", context_length=16384, model_info={"general.architecture": "llama",
                                                                                   "llama.context_length": 131072}),
      ["completion", "tools"], "llama.context_length", 16384),
-    (ModelCard("v", "ollama", "x", capabilities=("completion", "vision")), ["completion", "vision"], "x.context_length",
+    (ModelCard("v", "x", capabilities=("completion", "vision")), ["completion", "vision"], "x.context_length",
      8192),
     (CARDS[3], ["embedding"], "text.context_length", 128000),
 ])

@@ -288,19 +288,6 @@ def test_show_takes_model_or_legacy_name(body, model):
         request.show(b"{}")
 
 
-def test_native_body_renames_model_and_fills_deployment_defaults():
-    """Pass-through keeps every client field (raw, template, options, keep_alive) and only renames the
-    model; the deployment's options and keep_alive fill gaps, the client's values win."""
-    client = {"model": "llama:latest", "prompt": "x", "raw": True, "template": "{{ .Prompt }}",
-              "options": {"num_ctx": 4096, "mirostat": 2}, "context": [1, 2]}
-    out = orjson.loads(request.native_body(json.dumps(client).encode(), "llama3.1:8b",
-                                           {"num_ctx": 16384, "num_gpu": 1}, "30m"))
-    assert out == {**client, "model": "llama3.1:8b", "options": {"num_ctx": 4096, "mirostat": 2, "num_gpu": 1},
-                   "keep_alive": "30m"}
-    kept = orjson.loads(request.native_body(b'{"model":"m","keep_alive":0}', "x", {}, "30m"))
-    assert kept == {"model": "x", "keep_alive": 0}
-
-
 def test_chat_request_is_a_valid_internal_request():
     """What the face builds survives the internal codec (it is what the core and providers read)."""
     got = chat(messages=[{"role": "user", "content": "hi", "images": [PNG]}], tools=[WEATHER], format="json")

@@ -23,12 +23,22 @@ import orjson
 from litegate.config import Deployment
 from litegate.errors import StreamInterrupted, UpstreamError
 from litegate.wire import Usage, UsageEvent
-from litegate.providers.base import UpstreamRequest, api_base
+from litegate.providers.base import NativeRequest, UpstreamRequest, api_base
 from litegate.providers.anthropic.request import API_VERSION, DEFAULT_API_BASE
 from litegate.providers.anthropic.response import Counts, error_for, usage
 
 LITEGATE_SIGNATURE = "lg1."  # prefix of the signatures litegate's Anthropic face writes
 _THINKING = ("thinking", "redacted_thinking")
+
+
+def build(native: NativeRequest, target: Deployment) -> UpstreamRequest:
+    """The Passthrough row's build: /v1/messages, max_tokens clamped to the deployment's limit."""
+    return build_native(orjson.loads(native.body), target, native.headers, max_tokens=target.max_output_tokens)
+
+
+def build_count(native: NativeRequest, target: Deployment) -> UpstreamRequest:
+    """/v1/messages/count_tokens: Anthropic's own count of the client's body."""
+    return build_native(orjson.loads(native.body), target, native.headers, path="/v1/messages/count_tokens")
 
 
 def build_native(body: dict[str, Any], target: Deployment, headers: Mapping[str, str], *,
@@ -136,12 +146,13 @@ class NativeRelay:
         return usage(self.counts)
 
 
-async def relay(frames: AsyncIterator[bytes], model: str) -> AsyncIterator[Union[bytes, UsageEvent]]:
+async def relay(frames: AsyncIterator[bytes], target: Deployment,
+                native: NativeRequest) -> AsyncIterator[Union[bytes, UsageEvent]]:
     """The backend's frames for the client, then the usage they reported (for accounting).
 
     An `error` event raises the mapped GatewayError (before the first frame a retry may still
     happen); EOF before message_stop raises StreamInterrupted."""
-    r = NativeRelay(model)
+    r = NativeRelay(native.model)
     async for payload in frames:
         if not payload.strip():
             continue
@@ -165,20 +176,20 @@ def _type_of(payload: bytes) -> bytes:
     return kind.encode() if isinstance(kind, str) else b"unknown"
 
 
-def count(body: bytes) -> int | None:
-    """input_tokens of a count_tokens reply."""
+def count(body: bytes, target: Deployment, native: NativeRequest) -> tuple[bytes, Usage | None]:
+    """A count_tokens reply, and its input_tokens as the usage the counted request would have."""
     try:
         n = orjson.loads(body).get("input_tokens")
     except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return n if isinstance(n, int) else None
+        n = None
+    return body, Usage.of(n, 0) if isinstance(n, int) else None
 
 
-def reply(body: bytes, model: str) -> tuple[bytes, Usage]:
+def reply(body: bytes, target: Deployment, native: NativeRequest) -> tuple[bytes, Usage]:
     """A whole Messages reply under the client's model name, and its usage."""
     msg = orjson.loads(body)
     if isinstance(msg, dict):
-        msg["model"] = model
+        msg["model"] = native.model
         u = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
         counts = Counts(**{f: u[f] for f in Counts.__struct_fields__ if isinstance(u.get(f), int)})
         return orjson.dumps(msg), usage(counts)

@@ -19,6 +19,7 @@ PROVIDER = Provider(
     build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
     build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
     build_count_tokens=build_count_tokens, parse_count_tokens=parse_count_tokens,
+    context_window=1_048_576, vision=True,
 )
 
 __all__ = ["PROVIDER"]

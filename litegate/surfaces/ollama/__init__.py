@@ -16,4 +16,5 @@ from litegate.surfaces.ollama.reply import render_error
 # 0.6.4 and Open WebUI parses it as dotted integers.
 OLLAMA_VERSION = "0.12.10"
 
-SURFACE = Surface(name="ollama", render_error=render_error)
+SURFACE = Surface(name="ollama", render_error=render_error, missing_key_hint=(
+    "; or, for Ollama apps that cannot send a key, list this client's network ({remote}) in auth.trusted_networks"))

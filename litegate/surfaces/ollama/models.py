@@ -21,10 +21,7 @@ import orjson
 from litegate.surfaces.ollama.timing import timestamp
 
 LATEST = ":latest"
-# Context windows for models whose config names none: the providers' usual sizes, so Copilot and
-# Zed do not fall back to 4k. A deployment's `context_window` in config wins.
-DEFAULT_CONTEXT = {"openai": 128_000, "anthropic": 200_000, "gemini": 1_048_576}
-FALLBACK_CONTEXT = 8192
+FALLBACK_CONTEXT = 8192  # when neither config nor the provider's usual size says
 # Model ids that reason (answer with thinking) on their provider; config `capabilities` wins.
 _THINKING = re.compile(r"(^|/)(o\d|gpt-5|gpt-oss|claude-(opus|sonnet|haiku)-4|claude-3-7|claude-.*-4|gemini-2\.5|"
                        r"gemini-3|deepseek-r|qwq|qwen3|magistral)", re.I)
@@ -36,10 +33,13 @@ class ModelCard:
     """One name a client may use, and what litegate knows of the model behind it."""
 
     name: str  # client-facing: a model, route or alias name
-    provider: str = ""  # of its first deployment ("ollama", "openai", ...); "" for a routed name
-    model: str = ""  # the backend's model id, for family and capability guesses
-    capabilities: tuple[str, ...] = ()  # empty: guessed from provider and model id
-    context_length: int | None = None
+    model: str = ""  # the backend's model id, for family and capability guesses; "" for a routed name
+    capabilities: tuple[str, ...] = ()  # empty: guessed from the provider's habits and the model id
+    context_length: int | None = None  # configured: what requests will actually get
+    # The provider's habits, for guesses: its models' usual window (so Copilot and Zed do not fall
+    # back to 4k), and whether its chat models take images.
+    usual_context: int = 0
+    vision: bool = False
     modified_at_ns: int = 0
     size: int = 0
     digest: str = ""
@@ -71,7 +71,7 @@ def capabilities(card: ModelCard) -> list[str]:
     if _EMBEDDING.search(ident):
         return ["embedding"]
     caps = ["completion", "tools"]
-    if card.provider in DEFAULT_CONTEXT:  # the cloud providers' chat models all take images
+    if card.vision:
         caps.append("vision")
     if _THINKING.search(ident):
         caps.append("thinking")
@@ -91,7 +91,7 @@ def family(card: ModelCard) -> str:
 def context_length(card: ModelCard) -> int:
     if card.context_length:
         return card.context_length
-    return DEFAULT_CONTEXT.get(card.provider, FALLBACK_CONTEXT)
+    return card.usual_context or FALLBACK_CONTEXT
 
 
 def details(card: ModelCard) -> dict[str, Any]:

@@ -365,16 +365,3 @@ def _data_uri(b64: str, where: str) -> str:
     except (binascii.Error, ValueError):
         raise BadRequest(f"invalid image input: {where} is not valid base64", param=where) from None
     return f"data:{mime};base64,{b64}"
-
-
-# ---------------------------------------------------------------- pass-through
-def native_body(raw: bytes, model: str, options: dict[str, Any], keep_alive: KeepAlive) -> bytes:
-    """The client's own body for an Ollama backend: the model renamed, the deployment's options and
-    keep_alive filled in where the client set none (the client's values win), nothing else touched."""
-    doc = orjson.loads(raw)
-    doc["model"] = model
-    if options:
-        doc["options"] = {**options, **(doc.get("options") or {})}
-    if keep_alive is not None and doc.get("keep_alive") is None:
-        doc["keep_alive"] = keep_alive
-    return orjson.dumps(doc)

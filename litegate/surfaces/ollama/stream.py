@@ -5,7 +5,9 @@ string content, because Zed's and OllamaKit's decoders require them (ollama.md �
 go out whole, one line for all of them, arguments as objects: chat fragments are buffered until
 the answer finishes. The last line says done:true with done_reason and the six metrics; an
 error after the first line is a last `{"error": …}` line and no done line (ollama-python raises
-on it). NDJSON has no comment frame, so there is no keep-alive frame either.
+on it). NDJSON has no comment frame, so there is no keep-alive frame either. A backend that speaks
+Ollama's API itself answers through the provider's pass-through row: its lines arrive ready (bytes)
+and go out as they are, then its usage (a UsageEvent); the writer adds nothing after them.
 """
 
 from __future__ import annotations
@@ -75,18 +77,6 @@ class GenerateLine(msgspec.Struct, kw_only=True):
 _encode = msgspec.json.Encoder().encode
 
 
-class Native:
-    """One line of a real Ollama's own answer, passed on as it came (pass-through to an Ollama model).
-
-    `usage` is set on its done line. Not a wire.StreamEvent: only this face's writers take it."""
-
-    __slots__ = ("line", "usage")
-
-    def __init__(self, line: bytes, usage: Usage | None = None) -> None:
-        self.line = line
-        self.usage = usage
-
-
 def done_reason(finish_reason: str | None) -> str:
     """OpenAI finish_reason -> Ollama done_reason: "stop" also after tool calls (mapping.md §7.2)."""
     return "length" if finish_reason == "length" else "stop"
@@ -122,7 +112,7 @@ _GEN_END = b',"done":false}\n'
 
 
 class _Writer:
-    __slots__ = ("model", "timing", "stamp", "usage", "finish_reason", "relayed_done", "head")
+    __slots__ = ("model", "timing", "stamp", "usage", "finish_reason", "native", "head")
 
     media_type = MEDIA_TYPE
     keepalive = b""
@@ -133,7 +123,7 @@ class _Writer:
         self.stamp = Stamp()
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
-        self.relayed_done = False  # a real Ollama's done line went out: finish() adds nothing
+        self.native = False  # a real Ollama's own lines go out (done line included): finish() adds nothing
         # Text lines are most of a stream: they are spliced from bytes, not built and encoded as structs.
         self.head = b'{"model":' + orjson.dumps(model) + b',"created_at":"'
 
@@ -143,11 +133,9 @@ class _Writer:
             timing.mark()
         return self.head + self.stamp.raw() + middle + orjson.dumps(text) + tail
 
-    def relay(self, ev: Native) -> list[bytes]:
-        if ev.usage is not None:
-            self.usage = ev.usage
-            self.relayed_done = True
-        return [ev.line + b"\n"]
+    def relay(self, line: bytes) -> list[bytes]:
+        self.native = True
+        return [line]
 
     def fail(self, err: GatewayError) -> list[bytes]:
         return [error_line(err)]
@@ -166,11 +154,11 @@ class ChatStreamWriter(_Writer):
         self.timing.mark()
         return _encode(ChatLine(model=self.model, created_at=self.stamp(), message=message)) + b"\n"
 
-    def feed(self, ev: StreamEvent | Native) -> list[bytes]:
+    def feed(self, ev: StreamEvent | bytes) -> list[bytes]:
         kind = type(ev)
         if kind is TextDelta:
             return [self._spliced(_CHAT_TEXT, ev.text, _CHAT_END)] if ev.text else []
-        if kind is Native:
+        if kind is bytes:
             return self.relay(ev)
         if kind is ReasoningDelta:
             return [self._spliced(_CHAT_THINKING, ev.text, _CHAT_END)] if ev.text else []
@@ -201,7 +189,7 @@ class ChatStreamWriter(_Writer):
         return [self._line(OutMessage(tool_calls=calls))]
 
     def finish(self) -> list[bytes]:
-        if self.relayed_done:
+        if self.native:
             return []
         out = self._flush_calls()
         line = ChatLine(model=self.model, created_at=self.stamp(), message=OutMessage(), done=True,
@@ -215,11 +203,11 @@ class GenerateStreamWriter(_Writer):
 
     __slots__ = ()
 
-    def feed(self, ev: StreamEvent | Native) -> list[bytes]:
+    def feed(self, ev: StreamEvent | bytes) -> list[bytes]:
         kind = type(ev)
         if kind is TextDelta:
             return [self._spliced(_GEN_TEXT, ev.text, _GEN_END)] if ev.text else []
-        if kind is Native:
+        if kind is bytes:
             return self.relay(ev)
         if kind is ReasoningDelta:
             return [self._spliced(_GEN_THINKING, ev.text, _GEN_END)] if ev.text else []
@@ -231,7 +219,7 @@ class GenerateStreamWriter(_Writer):
         return []  # /api/generate declares no tools, so there are no calls to pass on
 
     def finish(self) -> list[bytes]:
-        if self.relayed_done:
+        if self.native:
             return []
         line = GenerateLine(model=self.model, created_at=self.stamp(), done=True,
                             done_reason=done_reason(self.finish_reason))
@@ -239,7 +227,8 @@ class GenerateStreamWriter(_Writer):
 
 
 class RelayWriter:
-    """A real Ollama's NDJSON progress lines (/api/pull, /api/create, /api/push), passed on as they come."""
+    """A real Ollama's NDJSON progress lines (/api/pull, /api/create, /api/push), passed on as they come
+    (ready lines, from the provider's pass-through row)."""
 
     __slots__ = ("usage",)
 
@@ -249,8 +238,8 @@ class RelayWriter:
     def __init__(self) -> None:
         self.usage: Usage | None = None
 
-    def feed(self, ev: Native) -> list[bytes]:
-        return [ev.line + b"\n"]
+    def feed(self, line: bytes) -> list[bytes]:
+        return [line]
 
     def finish(self) -> list[bytes]:
         return []

@@ -13,7 +13,7 @@ from litegate.surfaces.base import Surface, decode
 from litegate.surfaces.responses.items import (
     ToolKind, conversation, decode_reasoning, encode_reasoning, is_codex, new_id,
 )
-from litegate.surfaces.responses.native import NativeWriter, usage_of
+from litegate.surfaces.responses.native import NativeWriter
 from litegate.surfaces.responses.reply import to_response
 from litegate.surfaces.responses.request import Inbound, to_chat
 from litegate.surfaces.responses.stream import ResponsesWriter
@@ -32,6 +32,6 @@ def decode_request(raw: bytes) -> CreateResponse:
 SURFACE = Surface("responses", render_error)
 
 __all__ = ["SURFACE", "CreateResponse", "Inbound", "InputItem", "NativeWriter", "ResponsesWriter", "ToolKind",
-           "conversation", "decode_reasoning", "usage_of",
+           "conversation", "decode_reasoning",
            "decode_request", "encode_reasoning", "input_items_decoder", "is_codex", "new_id", "render_error", "to_chat",
            "to_response"]
