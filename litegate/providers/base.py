@@ -146,6 +146,20 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+def event_type(payload: bytes, unknown: bytes = b"unknown") -> bytes:
+    """A JSON event's `type`, for its SSE `event:` line; APIs that name their events put it first
+    (`{"type":"…",`), so most frames need no parse."""
+    if payload.startswith(b'{"type":"'):
+        end = payload.find(b'"', 9)
+        if end > 9:
+            return payload[9:end]
+    try:
+        kind = orjson.loads(payload).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return unknown
+    return kind.encode() if isinstance(kind, str) else unknown
+
+
 def error_text(body: bytes, *paths: tuple[str, ...]) -> str:
     """Best-effort message from a backend error body: first string found at one of `paths`."""
     try:

@@ -23,7 +23,8 @@ from litegate.wire import (
     ReasoningDelta, StreamEvent, TextCompletion, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
 from litegate.providers.base import (
-    NativeRequest, Passthrough, Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id, retry_after,
+    NativeRequest, Passthrough, Provider, UpstreamRequest, Vectors, api_base, error_text, event_type, new_tool_call_id,
+    retry_after,
 )
 from litegate.providers.messages import tool_name_for
 
@@ -292,25 +293,12 @@ async def _relay_responses(frames: AsyncIterator[bytes], target: Deployment,
     async for payload in frames:
         if not payload.strip() or payload == b"[DONE]":
             continue
-        kind = _event_type(payload)
+        kind = event_type(payload, b"message")
         yield b"event: " + kind + b"\ndata: " + payload + b"\n\n"
         if b'"' + kind + b'"' in _TERMINAL:
             found = response_usage(orjson.loads(payload).get("response"))
             if found is not None:
                 yield UsageEvent(found)
-
-
-def _event_type(payload: bytes) -> bytes:
-    """Events put their type first (`{"type":"…",`), so deltas need no parse."""
-    if payload.startswith(b'{"type":"'):
-        end = payload.find(b'"', 9)
-        if end > 9:
-            return payload[9:end]
-    try:
-        kind = orjson.loads(payload).get("type")
-    except (orjson.JSONDecodeError, AttributeError):
-        kind = None
-    return kind.encode() if isinstance(kind, str) else b"message"
 
 
 def _reply_responses(body: bytes, target: Deployment, native: NativeRequest) -> tuple[bytes, Usage | None]:

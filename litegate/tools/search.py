@@ -268,9 +268,10 @@ class SearchBackend:
 
     search: Callable[..., Awaitable[list[SearchResult]]]  # (session, *, api_base, api_key, query, num, gl, hl, timeout_s)
     default_api_base: str = ""  # "" = the config must give one (a self-hosted instance)
+    needs_key: bool = False  # the config must name api_key_env
 
 
 SEARCH_BACKENDS: Mapping[str, SearchBackend] = MappingProxyType({
-    "serper": SearchBackend(serper_search, "https://google.serper.dev"),
+    "serper": SearchBackend(serper_search, "https://google.serper.dev", needs_key=True),
     "searxng": SearchBackend(searxng_search),
 })

@@ -124,6 +124,29 @@ def test_schema_web_search_provider_enum_is_the_search_backends_table():
     assert len(SEARCH_BACKENDS) > 0 and sorted(enum) == sorted(SEARCH_BACKENDS)
 
 
+def test_schema_responses_api_providers_are_those_with_a_responses_pass_through():
+    """responses_api is allowed exactly for providers whose Provider.passthrough has a "responses" row,
+    and refused at the provider's path for any other."""
+    allowed = schema()["$defs"]["deployment"]["then"]["properties"]["provider"]["enum"]
+    assert allowed and sorted(allowed) == sorted(n for n, p in PROVIDERS.items() if "responses" in p.passthrough)
+    with pytest.raises(ConfigError) as e:
+        from_dict({"models": [{"name": "m", "provider": "ollama", "model": "m", "responses_api": True}]}, env={})
+    assert [path for path, _ in e.value.problems] == ["$.models[0].provider"]
+
+
+def test_schema_web_search_requirements_are_the_search_backends_rows():
+    """Each search backend requires in the schema what its row says: api_key_env when it needs a key,
+    api_base when it has no default address; a config missing it is refused at $.web_search."""
+    rules = {r["if"]["properties"]["provider"]["const"]: r["then"]["required"]
+             for r in schema()["properties"]["web_search"]["allOf"]}
+    assert rules == {name: ["api_key_env"] * b.needs_key + ["api_base"] * (not b.default_api_base)
+                     for name, b in SEARCH_BACKENDS.items()}
+    for name in SEARCH_BACKENDS:
+        with pytest.raises(ConfigError) as e:
+            from_dict({"models": MODELS, "web_search": {"provider": name}}, env={})
+        assert [path for path, _ in e.value.problems] == ["$.web_search"]
+
+
 def test_schema_refuses_a_provider_not_in_the_table():
     """A deployment naming a provider outside the table is a config error at its path."""
     with pytest.raises(ConfigError) as e:

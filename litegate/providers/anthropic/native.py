@@ -23,7 +23,7 @@ import orjson
 from litegate.config import Deployment
 from litegate.errors import StreamInterrupted, UpstreamError
 from litegate.wire import Usage, UsageEvent
-from litegate.providers.base import NativeRequest, UpstreamRequest, api_base
+from litegate.providers.base import NativeRequest, UpstreamRequest, api_base, event_type
 from litegate.providers.anthropic.request import API_VERSION, DEFAULT_API_BASE
 from litegate.providers.anthropic.response import Counts, error_for, usage
 
@@ -115,7 +115,7 @@ class NativeRelay:
         self.error: dict[str, Any] | None = None  # the backend's `error` event, if it sent one
 
     def frame(self, payload: bytes) -> bytes:
-        kind = _type_of(payload)
+        kind = event_type(payload)
         if kind == b"message_start":
             ev = orjson.loads(payload)
             msg = ev.get("message") or {}
@@ -161,19 +161,6 @@ async def relay(frames: AsyncIterator[bytes], target: Deployment,
             yield UsageEvent(r.usage)
             return
     raise StreamInterrupted("Anthropic stream ended before message_stop")
-
-
-def _type_of(payload: bytes) -> bytes:
-    """The event type; Anthropic puts it first (`{"type":"…",`), so most frames need no parse."""
-    if payload.startswith(b'{"type":"'):
-        end = payload.find(b'"', 9)
-        if end > 9:
-            return payload[9:end]
-    try:
-        kind = orjson.loads(payload).get("type")
-    except (orjson.JSONDecodeError, AttributeError):
-        return b"unknown"
-    return kind.encode() if isinstance(kind, str) else b"unknown"
 
 
 def count(body: bytes, target: Deployment, native: NativeRequest) -> tuple[bytes, Usage | None]:
