@@ -96,8 +96,10 @@ async def request(svc: Services, call: Call, plan: Plan, build: Build,
 
 
 async def stream(svc: Services, call: Call, plan: Plan, build: Build,
-                 parse: Callable[[Provider, AsyncIterator[bytes], Deployment], AsyncIterator], stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
-    """The events of the first deployment that answers; its connection and slot then belong to `stack`."""
+                 parse: Callable[[Provider, AsyncIterator[bytes], Deployment], AsyncIterator],
+                 stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
+    """The events of the first deployment that answers (parse(p, frames, d) reads them); its connection
+    and slot then belong to `stack`."""
 
     async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent, Deployment]:
         mine = AsyncExitStack()

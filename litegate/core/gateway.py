@@ -13,7 +13,7 @@ are the same walk with other provider functions.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import msgspec

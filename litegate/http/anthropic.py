@@ -13,7 +13,6 @@ through the face. Two things are this face's own:
 from __future__ import annotations
 
 import msgspec
-import orjson
 import structlog
 from aiohttp import web
 

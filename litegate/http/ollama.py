@@ -6,7 +6,8 @@ per attempt, a deployment that speaks Ollama's API itself (an "ollama" row in it
 Provider.passthrough) gets the client's own body and its lines go back as they came (only the
 model's name set back to the client's), any other gets the translated ChatRequest; an empty
 request loads or unloads the model. /api/embed and /api/embeddings embed; /api/pull, push,
-create, copy and delete are relayed ("ollama.api" rows) to such a server for admin keys. Names are `name:tag` here: `gpt:latest` means the configured `gpt`.
+create, copy and delete are relayed ("ollama.api" rows) to such a server for admin keys. Names
+are `name:tag` here: `gpt:latest` means the configured `gpt`.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ async def show_card(svc: Services, cfg: Config, name: str) -> ModelCard:
         doc: Any = orjson.loads(await gateway.relayed(
             svc, d, NativeRequest("ollama.api", orjson.dumps({"model": d.model}), path="/api/show"),
             timeouts=_SHOW_TIMEOUTS) or b"null")
-    except (GatewayError, orjson.JSONDecodeError):  # unreachable or not Ollama's answer: what config knows still answers
+    except (GatewayError, orjson.JSONDecodeError):  # unreachable or not Ollama's answer: config's card answers
         return base
     if not isinstance(doc, dict):
         return base
