@@ -126,12 +126,12 @@ def test_schema_web_search_provider_enum_is_the_search_backends_table():
 
 def test_schema_responses_api_providers_are_those_with_a_responses_pass_through():
     """responses_api is allowed exactly for providers whose Provider.passthrough has a "responses" row,
-    and refused at the provider's path for any other."""
-    allowed = schema()["$defs"]["deployment"]["then"]["properties"]["provider"]["enum"]
+    and refused at its own path for any other."""
+    allowed = schema()["$defs"]["deployment"]["if"]["properties"]["provider"]["not"]["enum"]
     assert allowed and sorted(allowed) == sorted(n for n, p in PROVIDERS.items() if "responses" in p.passthrough)
     with pytest.raises(ConfigError) as e:
         from_dict({"models": [{"name": "m", "provider": "ollama", "model": "m", "responses_api": True}]}, env={})
-    assert [path for path, _ in e.value.problems] == ["$.models[0].provider"]
+    assert [path for path, _ in e.value.problems] == ["$.models[0].responses_api"]
 
 
 def test_schema_web_search_requirements_are_the_search_backends_rows():
