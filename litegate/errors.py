@@ -209,3 +209,31 @@ def from_backend_status(status: int, message: str, *, retry_after: float | None 
     if status == 504:
         return UpstreamTimeout(message)
     return UpstreamError(message)
+
+
+# Codes of litegate's own policy: the key's limits, budgets and rights. Not a model failing.
+POLICY_CODES = frozenset({"rate_limit_requests", "rate_limit_tokens", "concurrency_limit", "budget_exceeded",
+                          "search_limit", "model_not_allowed", "admin_required", "keys_required"})
+# Codes a backend (or the way to it) is to blame for, whatever the status.
+BACKEND_CODES = frozenset({"upstream_error", "backend_unavailable", "backend_timeout", "stream_interrupted",
+                           "server_is_overloaded", "backend_auth_error", "deployment_at_capacity",
+                           "rate_limit_exceeded"})
+ERROR_CLASSES = ("backend", "policy", "client")
+
+
+def error_class(status: int, code: str | None) -> str | None:
+    """Who a failed request's outcome is down to: "backend" (a model or the way to it failed), "policy"
+    (litegate's own limits, budgets and key rights said no), "client" (a bad request, a missing or wrong key,
+    a misspelled model, a client that went away); None for a success. Dashboards count model errors apart
+    from the others, so a key hitting its budget does not read as an unhealthy model."""
+    if status < 400 and code is None:
+        return None
+    if code in POLICY_CODES:
+        return "policy"
+    if code in BACKEND_CODES or status >= 500:
+        return "backend"
+    if status == 403:
+        return "policy"
+    if status < 400:  # a stream that began and then failed
+        return "backend"
+    return "client"

@@ -472,7 +472,7 @@ async def test_bad_group_is_a_bad_request(loaded):
     with pytest.raises(BadRequest):
         await loaded.totals(0, None, "key_name; DROP TABLE usage")
     with pytest.raises(BadRequest):
-        await loaded.timeseries(0, None, 60, "deployment")
+        await loaded.timeseries(0, None, 60, "day")
     with pytest.raises(BadRequest):
         await loaded.timeseries(0, None, 0)
 

@@ -10,6 +10,7 @@ import time
 
 from litegate.core.services import Call, Services
 from litegate.state import Spent
+from litegate.errors import error_class
 from litegate.usage import UsageRow
 
 
@@ -28,6 +29,7 @@ def finish(svc: Services, call: Call, status: int, error_code: str | None) -> No
     cached = u.prompt_tokens_details.cached_tokens if u and u.prompt_tokens_details else 0
     cost = cost_of(call)
     elapsed = time.perf_counter() - call.started
+    klass = error_class(status, error_code)
     svc.state.settle(Spent(at=time.time() - elapsed, key=call.key or "anonymous",
                            admitted=call.admitted.name if call.admitted is not None else None, lease=call.lease,
                            model=call.model, prompt=prompt, completion=completion, cached=cached, cost=cost,
@@ -39,8 +41,12 @@ def finish(svc: Services, call: Call, status: int, error_code: str | None) -> No
             error_code=error_code, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
             cost=cost, latency_ms=round(elapsed * 1000, 2),
             ttft_ms=round(call.first_token_s * 1000, 2) if call.first_token_s is not None else None,
-            server_tool_calls=call.server_tool_calls, stream=call.stream, face=call.face))
+            server_tool_calls=call.server_tool_calls, stream=call.stream, face=call.face, error_class=klass))
     _metrics(svc, call, status, prompt, completion, cached, cost, elapsed)
+    if klass is not None:
+        svc.metrics.inc("litegate_request_errors_total", (
+            ("model", call.model or "unknown"), ("key", call.key or "anonymous"), ("class", klass),
+            ("code", error_code or str(status))))
 
 
 def _metrics(svc: Services, call: Call, status: int, prompt: int, completion: int, cached: int, cost: float,

@@ -67,8 +67,9 @@ async def walk(svc: Services, call: Call, plan: Plan, attempt: Callable[[Deploym
         return result
     if last is None:
         raise UpstreamUnavailable(f"no deployment of '{plan.model}' or its fallbacks can take this request")
-    if len(call.tried) > 1:
-        last.message = f"{last.message} (tried: {', '.join(dict.fromkeys(call.tried))})"
+    others = [d for d in dict.fromkeys(call.tried) if d != call.deployment]  # the last one names itself
+    if others:
+        last.message = f"{last.message} (also tried: {', '.join(others)})"
     raise last
 
 

@@ -155,7 +155,7 @@ class Backends:
         for d in cfg.models:
             p = PROVIDERS[d.provider]
             if p.loaded_path:
-                by_base.setdefault((d.api_base or p.default_api_base).rstrip("/"), []).append(d)
+                by_base.setdefault(_base(d), []).append(d)
         await asyncio.gather(*(self._poll_one(session, base, deps) for base, deps in by_base.items()))
 
     async def _poll_one(self, session: Any, base: str, deps: list[Deployment]) -> None:
@@ -179,9 +179,12 @@ class Backends:
         for d in cfg.models:
             live = self._get(d.id)
             cooling = live.cooling_until > now
+            server = self.loaded_models.get(_base(d))
+            down = server is not None and not server["ok"]  # its Ollama did not answer the last poll
             out.append({
                 "id": d.id, "name": d.name, "provider": d.provider, "model": d.model,
-                "state": "cooling_down" if cooling else "healthy",
+                "state": "down" if down else "cooling_down" if cooling else "healthy",
+                "server": _base(d) if server is not None else None,
                 "cooling_until": wall + (live.cooling_until - now) if cooling else None,
                 "in_flight": live.in_flight, "queued": len(live.waiters), "max_parallel": d.max_parallel,
                 "p50_ms": round(live.p50_ms, 1) if live.p50_ms is not None else None,
@@ -210,6 +213,10 @@ class _View(Mapping):
 
     def __len__(self) -> int:
         return len(self._live)
+
+
+def _base(d: Deployment) -> str:
+    return (d.api_base or PROVIDERS[d.provider].default_api_base).rstrip("/")
 
 
 def _discard(waiters: deque, fut: asyncio.Future) -> None:

@@ -15,6 +15,9 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 
 HELP = {
     "litegate_requests_total": ("counter", "Requests by model, deployment, key and HTTP status."),
+    "litegate_request_errors_total": ("counter", "Failed requests by model, key, class (backend: a model or the "
+                                                  "way to it; policy: litegate's limits, budgets, key rights; "
+                                                  "client: bad request, key or model name) and code."),
     "litegate_tokens_total": ("counter", "Tokens by model, key and type (prompt, completion, cached)."),
     "litegate_cost_usd_total": ("counter", "Cost in US dollars by model and key (price table in the config)."),
     "litegate_fallbacks_total": ("counter", "Requests answered by a fallback or retry route."),

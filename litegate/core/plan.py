@@ -9,6 +9,7 @@ need, and the server-side tools the model is given.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import time
 import structlog
@@ -17,7 +18,7 @@ from litegate.config import Classifier, Config
 from litegate.core import auth, router, rules
 from litegate.core.attempts import complete
 from litegate.core.services import Call, Plan, Services
-from litegate.errors import BadRequest, GatewayError, clip
+from litegate.errors import BadRequest, GatewayError, ModelNotFound, clip
 from litegate.wire import ChatRequest, Message
 
 log = structlog.get_logger("litegate.plan")
@@ -26,7 +27,11 @@ MAX_MODEL_NAME = 256
 
 def resolve(cfg: Config, principal: auth.Principal, requested: str) -> tuple[str, str]:
     """(resolved name, route label), refusing a key that may not use it; no I/O."""
-    name, route = router.resolve(cfg, requested)
+    try:
+        name, route = router.resolve(cfg, requested)
+    except ModelNotFound as e:
+        e.message = f"{e.message}. {suggest(requested, [n for n, _ in visible_models(cfg, principal)])}"
+        raise
     auth.check_model(principal, requested, name)
     return name, route
 
@@ -51,6 +56,17 @@ async def make(svc: Services, call: Call, principal: auth.Principal, requested: 
     decision = rules.decide(vroute, feats, label)
     return Plan(requested, resolved, decision.model, decision.rule, feats.tokens,
                 _server_tools(cfg, decision.model, req))
+
+
+def suggest(name: str, names: list[str]) -> str:
+    """'Did you mean ...' from the names the caller may use, nearest first; else the list (or its start)."""
+    lowered = {n.lower(): n for n in names}
+    near = [lowered[n] for n in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)]
+    if near:
+        return "Did you mean " + " or ".join(repr(n) for n in near) + "?"
+    shown = sorted(names)[:12]
+    more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+    return ("Models here: " + ", ".join(shown) + more + " (GET /v1/models)") if names else "No models are configured."
 
 
 def _server_tools(cfg: Config, model: str, req: ChatRequest | None) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from litegate.core.services import Call
 from litegate.errors import BadRequest
 from litegate.http.appkeys import CALL, HOLDER, PRINCIPAL, SERVICES
 from litegate.http.probes import backends_body
+from litegate.usage import queries
 
 logger = structlog.get_logger("litegate")
 
@@ -64,8 +65,10 @@ async def usage(request: web.Request) -> web.Response:
     since = parse_since(q.get("since"), "7d")
     until = parse_since(q["until"], "0s") if "until" in q else None
     group_by = q.get("group_by") or None
-    rows = await _store(request).totals(since, until, group_by)
-    body = {"since": since, "until": until, "group_by": group_by, "rows": rows}
+    store = _store(request)
+    rows = await store.totals(since, until, group_by)
+    body = {"since": since, "until": until, "group_by": group_by, "rows": rows,
+            "first_at": await store.query(queries.first_time)}
     team = await request.app[SERVICES].state.team_usage(since, until, group_by)
     if team is not None:  # state shared through Redis: every instance's counts, per instance and in total
         body["team"] = team
@@ -91,6 +94,38 @@ async def errors(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequest("limit must be a number", param="limit") from None
     return _json({"errors": await _store(request).recent_errors(limit)})
+
+
+async def requests_log(request: web.Request) -> web.Response:
+    """GET /admin/requests: the request log, newest first, filtered by exact key, model, deployment, status,
+    error_class (or "any"), face, route or request_id; `before` pages back. Never a prompt or a reply."""
+    _admin(request)
+    q = request.query
+    since = parse_since(q.get("since"), "24h")
+    before = parse_since(q["before"], "0s") if q.get("before") else None
+    try:
+        limit = max(1, min(1000, int(q.get("limit", "200"))))
+    except ValueError:
+        raise BadRequest("limit must be a number", param="limit") from None
+    filters = {k: v for k, v in q.items() if k not in ("since", "before", "limit") and v != ""}
+    rows = await _store(request).query(queries.request_log, since, filters, limit, before)
+    return _json({"since": since, "requests": rows})
+
+
+async def latency(request: web.Request) -> web.Response:
+    """GET /admin/latency: p50/p95 latency and time to first token per time bucket, and generation speed
+    (completion tokens per second) per deployment."""
+    _admin(request)
+    q = request.query
+    since = parse_since(q.get("since"), "24h")
+    try:
+        bucket = int(q.get("bucket_s", "3600"))
+    except ValueError:
+        raise BadRequest("bucket_s must be a whole number of seconds", param="bucket_s") from None
+    store = _store(request)
+    points = await store.query(queries.latency_series, since, None, bucket)
+    return _json({"since": since, "bucket_s": bucket, "points": points,
+                  "speed": await store.query(queries.speed, since, None)})
 
 
 async def limits(request: web.Request) -> web.Response:
@@ -151,6 +186,7 @@ def reload(holder: ConfigHolder, reason: str) -> None:
 
 def add_routes(app: web.Application) -> None:
     for path, handler in (("usage", usage), ("timeseries", timeseries), ("errors", errors), ("limits", limits),
+                          ("requests", requests_log), ("latency", latency),
                           ("live", live), ("backends", backends), ("config", config)):
         app.router.add_get(f"/admin/{path}", handler)
     app.router.add_post("/admin/reload", reload_config)

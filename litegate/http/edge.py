@@ -53,8 +53,9 @@ async def admit(request: web.Request, endpoint: str, requested: str, req: ChatRe
     call = request[CALL]
     svc = request.app[SERVICES]
     principal = principal_of(request)
+    call.endpoint, call.stream = endpoint, stream  # from here a refusal (403, 404, 429) is accounted too
     plan = await planning.make(svc, call, principal, requested, req)
-    call.plan, call.endpoint, call.stream = plan, endpoint, stream
+    call.plan = plan
     admission = await svc.state.admit(principal.key, call.request_id)  # one round trip when shared
     if principal.key is not None:
         call.admitted, call.lease = principal.key, admission.lease

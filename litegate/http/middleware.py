@@ -155,6 +155,9 @@ async def _answer_and_close(request: web.Request, resp: web.Response) -> web.Res
 # /health/backends and /metrics check admin themselves; "/" and /api/version are the Ollama face's
 # reachability probes (Enchanted's HEAD /, Copilot's and Open WebUI's version check), which say nothing.
 PUBLIC_PATHS = frozenset({"/health", "/health/backends", "/metrics", "/", "/api/version"})
+# Headers a reverse proxy adds (`tailscale serve`, Caddy, nginx): the request did not start on this machine.
+UNAUTHENTICATED = "unauthenticated"  # the key name a missing or wrong key's request is accounted under
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "tailscale-user-login")
 
 
 @web.middleware
@@ -162,8 +165,14 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     path = request.path
     if request.method not in sessions.SAFE_METHODS and sessions.accepts_cookie(path):
         _same_origin(request)
+    call: Call = request[CALL]
+    if path != "/health" and not call.cfg.auth.keys and any(h in request.headers for h in PROXY_HEADERS):
+        # No keys is safe only on loopback; a proxy on this machine (tailscale serve) makes every tailnet
+        # request look local, so what came through one is refused until keys exist.
+        raise Forbidden("this request came through a proxy (it carries forwarded headers) and litegate has no "
+                        "keys: anyone who can reach the proxy could use it. Add auth.keys to the config (README, "
+                        "'Keys'; `litegate keys new NAME` makes one) and reload", code="keys_required")
     if path not in PUBLIC_PATHS and not sessions.is_public(path):
-        call: Call = request[CALL]
         try:
             # Trusted networks stand in for a key on model routes only, never on the dashboard or admin API.
             # The client's address: the peer's, or the one a proxy in server.trusted_proxies forwarded.
@@ -176,6 +185,10 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
             hint = surface_for(path).missing_key_hint
             if hint and e.message == auth.MISSING_KEY:
                 e.message += hint.format(remote=sessions.client_address(request, call.cfg))
+            if request.method == "POST" and not sessions.accepts_cookie(path) and \
+                    request.match_info.http_exception is None:
+                call.endpoint = request.match_info.route.resource.canonical  # a refused model request counts
+                call.key = UNAUTHENTICATED
             raise
         request[PRINCIPAL] = principal
         call.key = principal.name

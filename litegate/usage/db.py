@@ -53,6 +53,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # which inbound API the request came in on (openai, anthropic, responses, ollama)
         "ALTER TABLE usage ADD COLUMN face TEXT NOT NULL DEFAULT 'openai'",
     ),
+    (
+        # who a failure is down to (errors.error_class): model errors apart from policy and client ones
+        "ALTER TABLE usage ADD COLUMN error_class TEXT",
+        """UPDATE usage SET error_class = CASE
+               WHEN error_code IN ('rate_limit_requests', 'rate_limit_tokens', 'concurrency_limit',
+                                   'budget_exceeded', 'model_not_allowed', 'admin_required') THEN 'policy'
+               WHEN status >= 500 OR status < 400 THEN 'backend'
+               WHEN error_code IN ('upstream_error', 'backend_unavailable', 'backend_timeout', 'stream_interrupted',
+                                   'server_is_overloaded', 'backend_auth_error', 'deployment_at_capacity',
+                                   'rate_limit_exceeded') THEN 'backend'
+               WHEN status = 403 THEN 'policy'
+               ELSE 'client' END
+           WHERE status >= 400 OR error_code IS NOT NULL""",
+    ),
 )
 
 INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"

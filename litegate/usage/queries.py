@@ -15,8 +15,10 @@ from litegate.errors import BadRequest
 from litegate.usage.rows import COLUMNS, KeySums, Point, Totals, UsageRow, from_db
 
 GROUPS: dict[str, str | int] = {"key": "key_name", "model": "model", "deployment": "deployment",
-                                "face": "face", "day": 86400, "hour": 3600}
-SPLITS: dict[str | None, str] = {None: "NULL", "model": "model", "key": "key_name"}
+                                "route": "route", "face": "face", "error_class": "error_class",
+                                "day": 86400, "hour": 3600}
+SPLITS: dict[str | None, str] = {None: "NULL", "model": "model", "key": "key_name", "deployment": "deployment",
+                                 "route": "route", "face": "face", "error_class": "error_class"}
 IS_ERROR = "(status >= 400 OR error_code IS NOT NULL)"  # the partial index usage_errors_ts uses this text
 _INF = float("inf")
 
@@ -45,7 +47,8 @@ def totals(conn: sqlite3.Connection, since: float, until: float | None = None, g
     sums = conn.execute(
         f"""SELECT {g} AS g, COUNT(*), COALESCE(SUM({IS_ERROR}), 0), COALESCE(SUM(prompt_tokens), 0),
                    COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), TOTAL(cost),
-                   COALESCE(SUM(server_tool_calls), 0)
+                   COALESCE(SUM(server_tool_calls), 0), COALESCE(SUM(error_class = 'backend'), 0),
+                   COALESCE(SUM(error_class = 'policy'), 0), COALESCE(SUM(error_class = 'client'), 0)
             FROM usage WHERE ts >= ? AND ts < ? {'GROUP BY g ORDER BY g' if group_by else ''}""", rng).fetchall()
     latency = _percentiles(conn, g, "latency_ms", rng)
     ttft = _percentiles(conn, g, "ttft_ms", rng)
@@ -71,7 +74,7 @@ def timeseries(conn: sqlite3.Connection, since: float, until: float | None, buck
                split_by: str | None = None, utc_offset_s: int = 0) -> list[Point]:
     """Per-bucket sums, optionally one series per model or key. Empty buckets are absent."""
     if split_by not in SPLITS:
-        raise BadRequest(f"split_by must be one of {[s for s in SPLITS if s]} or None", param="split_by")
+        raise BadRequest(f"split_by must be one of {[s for s in SPLITS if s]}", param="split_by")
     t = _bucket(bucket_s, utc_offset_s)
     rows = conn.execute(
         f"""SELECT {t} AS t, {SPLITS[split_by]} AS s, COUNT(*), COALESCE(SUM({IS_ERROR}), 0),
@@ -103,3 +106,75 @@ def rows(conn: sqlite3.Connection, since: float, until: float | None = None, lim
     found = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM usage WHERE ts >= ? AND ts < ? ORDER BY ts, id LIMIT ?",
                          (since, _INF if until is None else until, int(limit))).fetchall()
     return [from_db(r) for r in found]
+
+
+def latency_series(conn: sqlite3.Connection, since: float, until: float | None, bucket_s: int,
+                   utc_offset_s: int = 0) -> list[dict]:
+    """Per time bucket: nearest-rank p50/p95 of latency and of time to first token (buckets with rows only)."""
+    t = _bucket(bucket_s, utc_offset_s)
+    rng = (since, _INF if until is None else until)
+    latency = _percentiles(conn, t, "latency_ms", rng)
+    ttft = _percentiles(conn, t, "ttft_ms", rng)
+    return [{"t": b, "latency_p50_ms": latency[b][0], "latency_p95_ms": latency[b][1],
+             "ttft_p50_ms": ttft.get(b, (None, None))[0], "ttft_p95_ms": ttft.get(b, (None, None))[1]}
+            for b in sorted(latency)]
+
+
+def speed(conn: sqlite3.Connection, since: float, until: float | None = None) -> list[dict]:
+    """Generation speed per deployment: completion tokens per second of generating (the time after the first
+    token when it is known), over successful requests that produced tokens."""
+    rows = conn.execute(
+        """SELECT deployment, COUNT(*), SUM(completion_tokens),
+                  SUM(MAX(latency_ms - COALESCE(ttft_ms, 0), 1)) / 1000.0
+           FROM usage WHERE ts >= ? AND ts < ? AND status < 400 AND error_code IS NULL
+                AND completion_tokens > 0 AND deployment IS NOT NULL
+           GROUP BY deployment ORDER BY deployment""", (since, _INF if until is None else until)).fetchall()
+    return [{"deployment": d, "requests": n, "completion_tokens": tokens,
+             "tokens_per_s": round(tokens / seconds, 1) if seconds else None} for d, n, tokens, seconds in rows]
+
+
+# The request log's filters: a query parameter -> its column; values are bound, never pasted.
+LOG_FILTERS = {"key": "key_name", "model": "model", "deployment": "deployment", "status": "status",
+               "error_class": "error_class", "face": "face", "route": "route", "request_id": "request_id"}
+
+
+def request_log(conn: sqlite3.Connection, since: float, filters: dict[str, str], limit: int = 200,
+                before: float | None = None) -> list[UsageRow]:
+    """The newest requests first (no prompt text is ever stored); each filter is an exact match, and
+    error_class "any" means every failed request."""
+    where, args = ["ts >= ?", "ts < ?"], [since, _INF if before is None else before]
+    for name, value in filters.items():
+        if name not in LOG_FILTERS:
+            raise BadRequest(f"cannot filter the request log by {name!r}; use one of {sorted(LOG_FILTERS)}",
+                             param=name)
+        if name == "error_class" and value == "any":
+            where.append("error_class IS NOT NULL")
+        elif name == "status":
+            try:
+                where.append("status = ?")
+                args.append(int(value))
+            except ValueError:
+                raise BadRequest("status must be a number", param="status") from None
+        else:
+            where.append(f"{LOG_FILTERS[name]} = ?")
+            args.append(value)
+    found = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM usage WHERE {' AND '.join(where)} "
+                         f"ORDER BY ts DESC, id DESC LIMIT ?", (*args, int(limit))).fetchall()
+    return [from_db(r) for r in found]
+
+
+def key_activity(conn: sqlite3.Connection, since: float) -> dict[str, dict]:
+    """Per key name: when it was last used (ever) and how many of its requests litegate's policy refused
+    since a moment (limits, budgets, models it may not use)."""
+    out = {name: {"last_used": last, "refused": 0}
+           for name, last in conn.execute("SELECT key_name, MAX(ts) FROM usage GROUP BY key_name")}
+    for name, refused in conn.execute(
+            "SELECT key_name, COUNT(*) FROM usage WHERE ts >= ? AND error_class = 'policy' GROUP BY key_name",
+            (since,)):
+        out.setdefault(name, {"last_used": None, "refused": 0})["refused"] = refused
+    return out
+
+
+def first_time(conn: sqlite3.Connection) -> float | None:
+    """When the oldest kept request arrived (None for an empty store): the dashboard picks its range by it."""
+    return conn.execute("SELECT MIN(ts) FROM usage").fetchone()[0]

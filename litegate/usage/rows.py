@@ -32,6 +32,7 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     server_tool_calls: int = 0
     stream: bool = False
     face: str = "openai"  # the inbound API: openai | anthropic | responses | ollama
+    error_class: str | None = None  # errors.error_class: backend | policy | client; None for a success
 
 
 # Table columns in UsageRow field order; `time` and `key` are renamed to stay clear of SQL words.
@@ -66,6 +67,9 @@ class Totals(msgspec.Struct, frozen=True):
     cached_tokens: int
     cost: float
     server_tool_calls: int
+    backend_errors: int = 0  # a model or the way to it failed
+    policy_errors: int = 0  # litegate's limits, budgets or key rights said no
+    client_errors: int = 0  # bad request, wrong key, unknown model, client gone
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     ttft_p50_ms: float | None = None

@@ -339,6 +339,7 @@ function ollamaChips(backends) {
 }
 
 function stateOf(d) {
+  if (d.state === "down") return ["bad", "down"];
   if (d.state === "cooling_down") return ["warn", "cooling down"];
   if (d.last_error && d.errors && d.errors >= d.requests) return ["bad", "failing"];
   return ["ok", "healthy"];
@@ -347,11 +348,11 @@ function stateOf(d) {
 function healthCard(backends) {
   const deps = backends.deployments;
   const count = (label) => deps.filter((d) => stateOf(d)[1] === label).length;
-  const [cooling, failing] = [count("cooling down"), count("failing")];
+  const [down, cooling, failing] = [count("down"), count("cooling down"), count("failing")];
   const servers = ollamaChips(backends);
   return card("Backends",
     h("p", { class: "small", "data-field": "summary" }, `${count("healthy")} of ${deps.length} deployments healthy`,
-      cooling ? `, ${cooling} cooling down` : "", failing ? `, ${failing} failing` : ""),
+      down ? `, ${down} down` : "", cooling ? `, ${cooling} cooling down` : "", failing ? `, ${failing} failing` : ""),
     sharedState(backends.state),
     servers.length ? h("div", { class: "chips" }, servers)
       : h("p", { class: "muted small", text: "Ollama is not polled (router.ollama_poll_s is 0)." }),
