@@ -18,8 +18,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# make run reads the same env file as the service (ENV_FILE, when it exists) and leaves a pidfile, so
+# `make reload` reaches it too.
+PIDFILE ?= $(CURDIR)/.litegate.pid
+
 run: $(VENV)/.installed
-	$(BIN)/litegate serve --config $(CONFIG)
+	$(BIN)/litegate serve --config "$(patsubst ~/%,$(HOME)/%,$(CONFIG))" \
+	  $(if $(wildcard $(patsubst ~/%,$(HOME)/%,$(ENV_FILE))),--env-file "$(patsubst ~/%,$(HOME)/%,$(ENV_FILE))") \
+	  --pidfile "$(PIDFILE)"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
@@ -103,10 +109,18 @@ uninstall:
 	$(SUDO) rm -f "$(SERVICE_PLIST)"
 	@echo "uninstalled $(SERVICE_TARGET); kept $(LOG_DIR) and $(SERVICE_ENV)"
 
-reload:
-	$(need_launchctl)
-	$(LCTL) kill SIGHUP "$(SERVICE_TARGET)"
-	@echo "sent SIGHUP: 'make logs' shows config_reloaded, or config_reload_failed with the faults (old config kept)"
+# reload: check the config first (a broken one is refused here, and the running one stays), then SIGHUP
+# the `make run` instance (PIDFILE) if one is running, else the launchd service.
+reload: $(VENV)/.installed
+	"$(BIN)/litegate" check-config $(if $(wildcard $(SERVICE_ENV)),--env-file "$(SERVICE_ENV)") "$(SERVICE_CONFIG)" >/dev/null
+	@if [ -f "$(PIDFILE)" ] && kill -0 "$$(cat "$(PIDFILE)")" 2>/dev/null; then \
+	  kill -HUP "$$(cat "$(PIDFILE)")" && echo "sent SIGHUP to the make-run litegate (pid $$(cat "$(PIDFILE)")): its log shows config_reloaded"; \
+	else \
+	  command -v $(firstword $(LAUNCHCTL)) >/dev/null 2>&1 || { echo "make reload: no make-run litegate ($(PIDFILE)) and \
+	$(firstword $(LAUNCHCTL)) not found: the service targets drive launchd (macOS); see docs/service.md" >&2; exit 1; }; \
+	  echo "$(LCTL) kill SIGHUP $(SERVICE_TARGET)"; $(LCTL) kill SIGHUP "$(SERVICE_TARGET)" && \
+	  echo "sent SIGHUP: 'make logs' shows config_reloaded, or config_reload_failed with the faults (old config kept)"; \
+	fi
 
 restart:
 	$(need_launchctl)

@@ -151,3 +151,43 @@ def test_schema_errors_do_not_echo_secrets():
     doc = {"models": [{"name": "gpt", "provider": "openai", "model": "m", "api_key_env": "sk-proj-abcdef123456"}]}
     [(path, reason)] = problems(doc)
     assert path == "$.models[0].api_key_env" and "abcdef123456" not in reason
+
+
+def test_errors_show_the_whole_value_and_the_nearest_name():
+    """A misspelled key or enum value is shown whole with the nearest valid name; a value that looks like a
+    pasted secret is still shortened."""
+    doc = {**MINIMAL, "rooter": {}}
+    (path, reason), = problems(doc)
+    assert "'rooter' was unexpected" in reason and "did you mean 'router'?" in reason
+    doc = {**MINIMAL, "router": {"strategy": {"llama": "leastbusy"}}}
+    (path, reason), = problems(doc)
+    assert path == "$.router.strategy.llama" and "'leastbusy'" in reason and "did you mean 'least_busy'?" in reason
+    doc = {"models": [{"name": "llama", "provider": "ollama", "model": "x", "api_key_env": 5}]}
+    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    doc = {"models": [{"name": "llama", "provider": secret, "model": "x"}]}
+    (path, reason), = problems(doc)
+    assert secret not in reason and "'sk-p…'" in reason
+
+
+def test_unknown_names_suggest_the_nearest_model():
+    """A fallback, alias or key naming a model that does not exist is an error with the nearest name; a key's
+    wildcard may match nothing yet."""
+    doc = {**MINIMAL, "router": {"fallbacks": {"llama": ["lama"]}, "aliases": {"gpt-4o": "lama"}},
+           "auth": {"keys": [{"name": "k", "key_hash": "sha256:" + "a" * 16 + ":" + "b" * 64, "models": ["lama", "qwen*"]}]}}
+    found = dict(problems(doc))
+    assert "did you mean 'llama'?" in found["$.router.fallbacks.llama[0]"]
+    assert "did you mean 'llama'?" in found["$.router.aliases.gpt-4o"]
+    assert "'lama', which is no model" in found["$.auth.keys[0].models[0]"]
+    assert "$.auth.keys[0].models[1]" not in found
+
+
+def test_ollama_api_base_with_v1_and_bad_keep_alive():
+    """Ollama's /v1 (its OpenAI-compatible API) under provider ollama, and a keep_alive Ollama cannot parse,
+    are config errors; Go durations, numbers and -1 pass."""
+    doc = {"models": [{"name": "a", "provider": "ollama", "model": "x", "api_base": "http://mac:11434/v1/",
+                       "keep_alive": "30 minutes"}]}
+    found = dict(problems(doc))
+    assert "'http://mac:11434'" in found["$.models[0].api_base"]
+    assert "'30 minutes'" in found["$.models[0].keep_alive"]
+    for ok in ("30m", "1h30m", "-1s", "0", "90s", -1, 300):
+        from_dict({"models": [{"name": "a", "provider": "ollama", "model": "x", "keep_alive": ok}]}, env={})

@@ -192,13 +192,14 @@ async def test_admin_api(ollama, gateway):
 
 
 async def test_usage_cli_table(ollama, gateway, tmp_path):
-    """`litegate usage --since 7d --by key` prints the same totals as a table."""
+    """`litegate usage --since 7d --by key` names the database it read and prints the same totals as a table."""
     client = await gateway(ollama_config(ollama))
     await client.post("/v1/chat/completions", json={"model": "llama", "messages": USER})
     await client.close()
     out = subprocess.run([sys.executable, "-m", "litegate", "usage", "--db", str(tmp_path / "usage"), "--by", "model"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"database: {tmp_path / 'usage' / 'usage.db'}\n")  # which file it read
     line = next(line for line in out.stdout.splitlines() if line.startswith("llama"))
     assert line.split()[:6] == ["llama", "1", "0", "3", "3", "0"]
 

@@ -268,3 +268,88 @@ def test_service_targets_explain_a_missing_launchctl(world):
     """Without launchctl (not macOS) the targets stop with one clear line instead of a shell error."""
     res = make(world, "reload", "LAUNCHCTL=/nonexistent/launchctl")
     assert res.returncode != 0 and "launchd (macOS)" in res.stderr
+
+
+# ------------------------------------------------------------------ make run / make reload, offline commands
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_make_run_reads_the_env_file_and_make_reload_reaches_it(world):
+    """`make run` reads the service's env file (the config's secret comes from it) and leaves a pidfile;
+    `make reload` checks the config first (a broken one is refused, nothing is signalled), then SIGHUPs
+    the running instance, whose log says config_reloaded."""
+    import time
+
+    port = free_port()
+    world.config.write_text(json.dumps({"models": [{"name": "gpt", "provider": "openai", "model": "m",
+                                                    "api_key_env": "UPSTREAM_KEY"}],
+                                        "server": {"port": port, "log_format": "json"},
+                                        "usage": {"path": str(world.tmp / "usage")}}))
+    pidfile = world.tmp / "litegate.pid"
+    env = {"PATH": os.environ["PATH"], "HOME": str(world.home), "LANG": "C"}
+    log = open(world.tmp / "run.log", "w")
+    proc = subprocess.Popen(["make", "--no-print-directory", "run", f"VENV={world.venv}", f"CONFIG={world.config}",
+                             f"PIDFILE={pidfile}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "listening on" not in (world.tmp / "run.log").read_text():
+            assert proc.poll() is None, (world.tmp / "run.log").read_text()  # EX_CONFIG if the env was not read
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert pidfile.read_text().strip().isdigit()
+        world.config.write_text(world.config.read_text().replace('"m"', '"m2"').replace('"openai"', '"opnai"'))
+        res = make(world, "reload", f"PIDFILE={pidfile}")
+        assert res.returncode != 0 and "did you mean 'openai'?" in res.stderr + res.stdout
+        world.config.write_text(world.config.read_text().replace('"opnai"', '"openai"'))
+        res = make(world, "reload", f"PIDFILE={pidfile}")
+        assert res.returncode == 0 and "sent SIGHUP to the make-run litegate" in res.stdout, res.stderr
+        while "config_reloaded" not in (world.tmp / "run.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert calls(world) == []  # launchd was never asked
+    finally:
+        pid = int(pidfile.read_text()) if pidfile.exists() else None
+        if pid:
+            os.kill(pid, 15)
+        proc.wait(30)
+        log.close()
+    assert not pidfile.exists()  # removed on a clean exit
+
+
+def test_route_works_offline_and_check_config_lists_pulls(world):
+    """`litegate route` needs none of the config's secrets (it calls no backend); check-config names every
+    `ollama pull` the config needs."""
+    doc = {"models": [{"name": "gpt", "provider": "openai", "model": "m", "api_key_env": "NOT_SET_ANYWHERE"},
+                      {"name": "llama", "provider": "ollama", "model": "llama3.1:8b"},
+                      {"name": "coder", "provider": "ollama", "model": "qwen2.5-coder:7b"}],
+           "router": {"fallbacks": {"llama": ["gpt"]}}}
+    path = world.tmp / "c.json"
+    path.write_text(json.dumps(doc))
+    env = {"PATH": os.environ["PATH"], "HOME": str(world.home)}
+    out = subprocess.run([sys.executable, "-m", "litegate", "route", "--config", str(path), "--model", "llama",
+                          "--message", "hi"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "then fallback gpt" in out.stdout
+    doc["models"][0].pop("api_key_env")
+    path.write_text(json.dumps(doc))
+    out = subprocess.run([sys.executable, "-m", "litegate", "check-config", str(path)], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "    ollama pull llama3.1:8b\n    ollama pull qwen2.5-coder:7b\n" in out.stdout
+
+
+def test_usage_names_its_database(world):
+    """`litegate usage` says which database it read, and names the one it did not find."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(world.home)}
+    missing = world.tmp / "nowhere"
+    out = subprocess.run([sys.executable, "-m", "litegate", "usage", "--db", str(missing)], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 1 and f"no usage database at {missing / 'usage.db'}" in out.stderr
+    assert not missing.exists()  # looking did not create it

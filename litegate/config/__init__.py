@@ -363,7 +363,8 @@ def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | No
     problems = [(e.json_path, _redact(e)) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
     if problems:
         raise ConfigError(source, problems)
-    problems = checks.resolve_secrets(doc, env) + checks.references(doc) + checks.server(doc)
+    problems = (checks.resolve_secrets(doc, env) + checks.references(doc) + checks.server(doc)
+                + checks.deployments(doc))
     if problems:
         raise ConfigError(source, problems)
     checks.assign_ids(doc["models"])
@@ -373,10 +374,18 @@ def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | No
 
 
 def _redact(e: jsonschema.ValidationError) -> str:
-    """The schema's message, with a long string value shortened: it may be a secret pasted in by mistake."""
-    if isinstance(e.instance, str) and len(e.instance) > 8:
-        return e.message.replace(repr(e.instance), repr(e.instance[:4] + "…"))
-    return e.message
+    """The schema's message with the whole value (a typo must be seen to be fixed), and the nearest valid
+    name for a misspelled one; only a value that looks like a secret pasted in by mistake is shortened."""
+    message = e.message
+    if isinstance(e.instance, str) and checks.looks_secret(e.instance):
+        message = message.replace(repr(e.instance), repr(e.instance[:4] + "…"))
+    if e.validator == "enum" and isinstance(e.instance, str):
+        message += checks.did_you_mean(e.instance, [str(v) for v in e.validator_value])
+    elif e.validator == "additionalProperties" and isinstance(e.instance, dict):
+        allowed = list(e.schema.get("properties", {}))
+        for extra in (k for k in e.instance if k not in allowed):
+            message += checks.did_you_mean(extra, allowed)
+    return message
 
 
 def redacted(cfg: Config) -> dict[str, Any]:

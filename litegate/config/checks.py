@@ -7,11 +7,47 @@ never match), and deployment ids. Every problem is (JSON path, reason), like the
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+
+_SECRETISH = re.compile(r"^(sk-|sk_|AIza|xai-|gsk_|ghp_)|^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-+/=.]{28,}$")
+# Go's time.ParseDuration, which Ollama uses for a string keep_alive ("30m", "1h30m", "-1s"); "0" is special.
+_GO_DURATION = re.compile(r"^[-+]?(0|(\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+
+
+def looks_secret(value: str) -> bool:
+    """A key pasted where a name belongs: a known key prefix, or a long unbroken mix of letters and digits."""
+    return bool(_SECRETISH.search(value))
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """' (did you mean 'router'?)' for the nearest valid name, or nothing when none is near."""
+    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def deployments(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the schema lets through but Ollama would refuse or misread."""
+    problems = []
+    for i, m in enumerate(doc["models"]):
+        if m["provider"] != "ollama":
+            continue
+        base = (m.get("api_base") or "").rstrip("/")
+        if base.endswith("/v1"):
+            problems.append((f"$.models[{i}].api_base", f"model '{m['name']}': {m['api_base']!r} is Ollama's "
+                             f"OpenAI-compatible API; provider ollama talks to its native API at the root: use "
+                             f"{base[:-3]!r} (or provider openai to keep /v1)"))
+        keep = m.get("keep_alive")
+        if isinstance(keep, str) and not _GO_DURATION.match(keep.strip()):
+            problems.append((f"$.models[{i}].keep_alive", f"model '{m['name']}': keep_alive {keep!r} is not a "
+                             "duration Ollama reads: use e.g. \"30m\", \"2h\", \"90s\", or a number of seconds "
+                             "(-1 keeps the model loaded, 0 unloads it at once)"))
+    return problems
 
 
 def resolve_secrets(doc: dict[str, Any], env: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -95,23 +131,40 @@ def references(doc: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
     for alias, target in router.get("aliases", {}).items():
         if target not in names and target not in routes:
-            problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' points to unknown model '{target}'"))
+            problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' points to unknown model '{target}'"
+                                                           + did_you_mean(target, [*names, *routes])))
         if alias in names or alias in routes:
             problems.append((f"$.router.aliases.{alias}", f"alias '{alias}' hides the model of the same name"))
     for name in router.get("strategy", {}):
         if name not in names:
-            problems.append((f"$.router.strategy.{name}", f"strategy given for unknown model '{name}'"))
+            problems.append((f"$.router.strategy.{name}", f"strategy given for unknown model '{name}'"
+                                                           + did_you_mean(name, list(names))))
     key_names = {k["name"] for k in doc.get("auth", {}).get("keys", [])}
     for vname, route in routes.items():
         problems += _check_route(f"$.router.routes.{vname}", vname, route, names, key_names)
     fallbacks = router.get("fallbacks", {})
     for name, chain in fallbacks.items():
         if name not in names:
-            problems.append((f"$.router.fallbacks.{name}", f"fallbacks given for unknown model '{name}'"))
+            problems.append((f"$.router.fallbacks.{name}", f"fallbacks given for unknown model '{name}'"
+                                                            + did_you_mean(name, list(names))))
         for j, fb in enumerate(chain):
             if fb not in names:
-                problems.append((f"$.router.fallbacks.{name}[{j}]", f"fallback to unknown model '{fb}'"))
+                problems.append((f"$.router.fallbacks.{name}[{j}]", f"fallback to unknown model '{fb}'"
+                                                                    + did_you_mean(fb, list(names))))
     problems += _fallback_cycles(fallbacks)
+    problems += _key_models(doc, [*names, *routes, *router.get("aliases", {})])
+    return problems
+
+
+def _key_models(doc: dict[str, Any], client_names: list[str]) -> list[tuple[str, str]]:
+    """A key allowed a model that does not exist (a typo) would be refused that model at every request."""
+    problems = []
+    for i, k in enumerate(doc.get("auth", {}).get("keys", [])):
+        for j, pattern in enumerate(k.get("models", ["*"])):
+            wild = any(c in pattern for c in "*?[")  # a pattern may be meant for models still to come
+            if not wild and pattern not in client_names:
+                problems.append((f"$.auth.keys[{i}].models[{j}]", f"key '{k['name']}' is allowed model "
+                                 f"'{pattern}', which is no model, route or alias" + did_you_mean(pattern, client_names)))
     return problems
 
 
@@ -124,7 +177,8 @@ def _check_route(path: str, vname: str, route: dict[str, Any], names: set[str],
     for where, target in [(f"{path}.default", route["default"])] + [
             (f"{path}.rules[{i}].model", r["model"]) for i, r in enumerate(route["rules"])]:
         if target not in names:
-            problems.append((where, f"route '{vname}' points to unknown model '{target}'"))
+            problems.append((where, f"route '{vname}' points to unknown model '{target}'"
+                                    + did_you_mean(target, list(names))))
     classifier = route.get("classifier")
     if classifier:
         if classifier["model"] not in names:

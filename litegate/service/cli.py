@@ -19,6 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="override server.host")
     s.add_argument("--port", type=int, help="override server.port")
     s.add_argument("--env-file", metavar="PATH", help=ENV_FILE_HELP)
+    s.add_argument("--pidfile", metavar="PATH", help="write the process id here while running (make run; make "
+                   "reload sends SIGHUP to it)")
     c = sub.add_parser("check-config", help="validate a config file and print a summary")
     c.add_argument("path")
     c.add_argument("--env-file", metavar="PATH", help=ENV_FILE_HELP)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return commands.usage(args.config, args.db, args.since, args.by, args.env_file)
     from litegate.service.daemon import serve
 
-    return serve(args.config, args.host, args.port, env_file=args.env_file)
+    return serve(args.config, args.host, args.port, env_file=args.env_file, pidfile=args.pidfile)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Mapping
 
 from litegate import state
 from litegate.core import auth
@@ -18,9 +19,27 @@ from litegate.config import Config, ConfigError, load
 from litegate.config.envfile import EnvFileError, environment
 
 
-def _load(path: str, env_file: str | None) -> Config | None:
+class _Offline(Mapping):
+    """The environment, where a secret that is not set reads as a placeholder: offline commands (route)
+    never call a backend, so they need no keys."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> str:
+        return self._env.get(name) or "(not set: offline)"
+
+    def __iter__(self):
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+def _load(path: str, env_file: str | None, *, offline: bool = False) -> Config | None:
     try:
-        return load(path, environment(env_file))
+        env = environment(env_file)
+        return load(path, _Offline(env) if offline else env)
     except EnvFileError as e:
         print(e, file=sys.stderr)
     except ConfigError as e:
@@ -54,13 +73,18 @@ def check_config(path: str, env_file: str | None = None) -> int:
     if cfg.state:
         print(f"  shared state: {state.safe_url(cfg.state.redis_url)} (prefix {cfg.state.key_prefix!r}, "
               f"{'fail-open' if cfg.state.fail_open else 'fail-closed'})")
+    pulls = sorted({d.model for d in cfg.models if d.provider == "ollama"})
+    if pulls:
+        print("  Ollama models it needs (on each Ollama it names):")
+        for model in pulls:
+            print(f"    ollama pull {model}")
     return 0
 
 
 def route(path: str, message: str, model: str | None, *, key: str | None = None, headers: list[str] = (),
           image: bool = False, tools: bool = False, label: str | None = None, env_file: str | None = None) -> int:
-    """Print which model a message would reach, and why: every rule looked at, offline."""
-    cfg = _load(path, env_file)
+    """Print which model a message would reach, and why: every rule looked at, offline (no secrets needed)."""
+    cfg = _load(path, env_file, offline=True)
     if cfg is None:
         return 1
     names = [model] if model else list(cfg.router.routes)
@@ -138,10 +162,15 @@ def usage(path: str | None, db: str | None, since: str, by: str, env_file: str |
     except GatewayError as e:
         print(e.message, file=sys.stderr)
         return 2
-    rows = asyncio.run(_totals(UsageStore(location, retention_days=None), start, by))
-    if rows is None:
-        print(f"no usage database at {location}", file=sys.stderr)
+    store = UsageStore(location, retention_days=None)
+    if not store.db_path.exists():
+        print(f"no usage database at {store.db_path}", file=sys.stderr)
         return 1
+    rows = asyncio.run(_totals(store, start, by))
+    if rows is None:
+        print(f"cannot read the usage database at {store.db_path}", file=sys.stderr)
+        return 1
+    print(f"database: {store.db_path}")
     _print_table(by, rows, start)
     return 0
 

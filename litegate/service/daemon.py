@@ -205,7 +205,8 @@ def _event_loop_run(choice: str, main):
     return asyncio.run(main)
 
 
-def serve(config_path: str, host: str | None = None, port: int | None = None, env_file: str | None = None) -> int:
+def serve(config_path: str, host: str | None = None, port: int | None = None, env_file: str | None = None,
+          pidfile: str | None = None) -> int:
     try:
         cfg = load(config_path, environment(env_file))
     except EnvFileError as e:
@@ -218,7 +219,16 @@ def serve(config_path: str, host: str | None = None, port: int | None = None, en
     refusal = exposure_problem(cfg, host) or state.missing_library(cfg)
     if refusal:
         return _fail(refusal, EX_CONFIG)
+    if pidfile:  # `make reload` finds a `make run` instance by it (launchd knows its own job)
+        with open(pidfile, "w") as f:
+            f.write(f"{os.getpid()}\n")
     try:
         return _event_loop_run(cfg.server.event_loop, _run(ConfigHolder(config_path, cfg, env_file=env_file, host=host), host, port))
     except KeyboardInterrupt:
         return 0
+    finally:
+        if pidfile:
+            try:
+                os.unlink(pidfile)
+            except OSError:
+                pass
