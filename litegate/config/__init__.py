@@ -93,6 +93,7 @@ class Deployment(_Frozen):
     api_key: str | None = None  # resolved from api_key_env at load; never in the file
     options: dict[str, Any] = {}
     keep_alive: str | float | None = None
+    fim_format: str | None = None  # /v1/completions: the FIM tokens the model knows (providers/fim.py), or "raw"
     server_tools: tuple[str, ...] = ()
     responses_api: bool = False  # an OpenAI backend serving /responses itself: pass /v1/responses through
     weight: float = 1

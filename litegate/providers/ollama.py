@@ -20,6 +20,7 @@ from litegate.wire import (
     Finish, OutFunction, OutMessage, OutToolCall, ReasoningDelta, StreamEvent, TextCompletion,
     TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
+from litegate.providers import fim
 from litegate.providers.base import (
     NativeRequest, Passthrough, Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id,
 )
@@ -257,14 +258,33 @@ def build_completion(req: CompletionRequest, target: Deployment) -> UpstreamRequ
             raise BadRequest("prompt: Ollama takes a single string prompt", param="prompt")
     if req.n is not None and req.n > 1:
         raise BadRequest(f"n={req.n}: Ollama returns one choice; send n=1", param="n")
-    body: dict[str, Any] = {"model": target.model, "prompt": prompt or "", "stream": req.stream}
-    if req.suffix is not None:
-        body["suffix"] = req.suffix
+    prompt, suffix, raw = _fim(prompt or "", req.suffix, target.fim_format)
+    body: dict[str, Any] = {"model": target.model, "prompt": prompt, "stream": req.stream}
+    if suffix is not None:
+        body["suffix"] = suffix
+    if raw:
+        body["raw"] = True  # the prompt is the model's whole input: no chat template around it
     options = _options(target, num_predict=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
                        stop=req.stop_list, seed=req.seed, presence_penalty=req.presence_penalty,
                        frequency_penalty=req.frequency_penalty)
     return UpstreamRequest("POST", api_base(target, DEFAULT_API_BASE) + "/api/generate",
                            orjson.dumps(_common(body, target, options)), _JSON)
+
+
+def _fim(prompt: str, suffix: str | None, fmt: str | None) -> tuple[str, str | None, bool]:
+    """(prompt, suffix for Ollama, raw). A prompt that is already a filled FIM template (Continue's way) goes
+    raw, rewritten into the model's fim_format when one is set; with a fim_format, OpenAI's `suffix` is
+    written into the model's tokens here too; fim_format "raw" sends every prompt as it is."""
+    if fmt == "raw":
+        return prompt, suffix, True
+    filled = fim.split(prompt) if suffix is None else None
+    if fmt:
+        if filled is not None:
+            return fim.render(fmt, filled.prefix, filled.suffix), None, True
+        if suffix is not None:
+            return fim.render(fmt, prompt, suffix), None, True
+        return prompt, None, False
+    return prompt, suffix, filled is not None
 
 
 def parse_completion(body: bytes, target: Deployment) -> TextCompletion:
