@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import msgspec
 
-from litegate.config import checks
+from litegate.config import checks, runtime_keys
 from litegate.config.envfile import EnvFileError, environment
 
 
@@ -179,6 +179,8 @@ class Key(_Frozen):
     searches_per_day: int | None = None
     budget: Budget = Budget()
     secret: str = ""  # resolved from key_env at load
+    source: str = "config"  # or "runtime": made from the dashboard (config/runtime_keys.py)
+    created_at: float = 0.0
 
 
 class TrustedNetwork(_Frozen, dict=True):
@@ -208,6 +210,7 @@ class TrustedNetwork(_Frozen, dict=True):
 class Auth(_Frozen):
     keys: tuple[Key, ...] = ()
     trusted_networks: tuple[TrustedNetwork, ...] = ()
+    keys_file: str = ""  # runtime keys; default keys.json in the data dir
 
 
 class Usage(_Frozen):
@@ -434,12 +437,14 @@ class ConfigHolder:
         self.env_file = env_file
         self.env = env  # the variables under the env file's (None: the process environment)
         self.host = host or initial.server.host
-        self.current = initial
+        self.base = initial  # the config file's own snapshot; `current` adds the runtime keys
+        self.current = with_runtime_keys(initial)
         self.last_reload: dict[str, Any] = {"ok": True, "at": initial.loaded_at, "error": None}
 
     def reload(self) -> Config:
         try:
-            cfg = load(self.path, environment(self.env_file, self.env))
+            base = load(self.path, environment(self.env_file, self.env))
+            cfg = with_runtime_keys(base, source=self.path)
             problem = exposure_problem(cfg, self.host)
             if problem:
                 raise ConfigError(self.path, [("$.auth.keys", problem)])
@@ -447,6 +452,20 @@ class ConfigHolder:
             self.last_reload = {"ok": False, "at": time.time(),
                                 "error": e.describe() if isinstance(e, ConfigError) else str(e)}
             raise
-        self.current = cfg
+        self.base, self.current = base, cfg
         self.last_reload = {"ok": True, "at": cfg.loaded_at, "error": None}
         return cfg
+
+    def keys_changed(self) -> Config:
+        """After the runtime keys file changed: the same config file snapshot with the file's keys now."""
+        self.current = with_runtime_keys(self.base, source=self.path)
+        return self.current
+
+
+def with_runtime_keys(cfg: Config, source: str = "") -> Config:
+    """The config plus the keys made and revoked from the dashboard (config/runtime_keys.py)."""
+    path = runtime_keys.path_for(cfg)
+    try:
+        return runtime_keys.merge(cfg, runtime_keys.read(path))
+    except runtime_keys.KeysFileError as e:
+        raise ConfigError(source or cfg.source, [("$.auth.keys_file", str(e))]) from None

@@ -21,7 +21,7 @@ from litegate.core import limits
 from litegate.core.services import Services
 from litegate.state import team
 from litegate.errors import GatewayError
-from litegate.http import admin, anthropic, dashboard, middleware, ollama, openai, probes, responses
+from litegate.http import admin, admin_keys, anthropic, dashboard, middleware, ollama, openai, probes, responses
 from litegate.http.appkeys import HOLDER, IN_FLIGHT, RESPONSES, SERVICES, STARTED
 from litegate.http.sessions import SESSIONS
 from litegate.tools import SearchCache
@@ -30,7 +30,7 @@ from litegate.usage.responses import ResponseStore, responses_db_file
 
 USAGE = web.AppKey("usage", UsageStore)
 ROUTES = (probes.add_routes, openai.add_routes, responses.add_routes, ollama.add_routes, anthropic.add_routes,
-          admin.add_routes, dashboard.add_routes)  # one row per face
+          admin.add_routes, admin_keys.add_routes, dashboard.add_routes)  # one row per face
 
 logger = structlog.get_logger("litegate")
 

@@ -216,14 +216,18 @@ def serve(config_path: str, host: str | None = None, port: int | None = None, en
     log.configure(cfg.server.log_level, cfg.server.log_format)
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
-    refusal = exposure_problem(cfg, host) or state.missing_library(cfg)
+    try:
+        holder = ConfigHolder(config_path, cfg, env_file=env_file, host=host)  # + keys made in the dashboard
+    except ConfigError as e:
+        return _fail(config_error_line(e), EX_CONFIG)
+    refusal = exposure_problem(holder.current, host) or state.missing_library(cfg)
     if refusal:
         return _fail(refusal, EX_CONFIG)
     if pidfile:  # `make reload` finds a `make run` instance by it (launchd knows its own job)
         with open(pidfile, "w") as f:
             f.write(f"{os.getpid()}\n")
     try:
-        return _event_loop_run(cfg.server.event_loop, _run(ConfigHolder(config_path, cfg, env_file=env_file, host=host), host, port))
+        return _event_loop_run(cfg.server.event_loop, _run(holder, host, port))
     except KeyboardInterrupt:
         return 0
     finally:
