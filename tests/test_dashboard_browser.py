@@ -254,6 +254,8 @@ async def seeded(ollama, aiohttp_client, tmp_path, monkeypatch):
     plan = [("sk-laptop", "llama", False)] * 3 + [("sk-laptop", "llama", True), ("sk-laptop", "thinking", False),
                                                   ("sk-phone", "llama", False), ("sk-phone", "crash", False),
                                                   ("sk-admin-browser", "thinking", True)]
+    # and three refusals: a wrong key (401), a model the key may not use (403), a misspelled model (404)
+    plan += [("sk-wrong", "llama", False), ("sk-phone", "thinking", False), ("sk-admin-browser", "lama", False)]
     for secret, model, stream in plan:
         body = {"model": model, "messages": USER, "stream": stream}
         if stream:
@@ -276,6 +278,8 @@ async def admin_json(client, path: str) -> Any:
 
 def state(d: dict) -> str:
     """What the dashboard calls a deployment in /admin/backends' terms."""
+    if d["state"] == "down":
+        return "down"
     if d["state"] == "cooling_down":
         return "cooling down"
     return "failing" if d["last_error"] and d["errors"] >= d["requests"] else "healthy"
@@ -300,8 +304,8 @@ async def sign_in(tab: Tab, url: str) -> None:
 
 # ---------------------------------------------------------------- tests
 # Every page at both widths and in both schemes, without loading each page four times.
-VARIANTS = [("desktop-light", DESKTOP, False, ("overview", "keys", "live")),
-            ("phone-light", PHONE, False, ("overview", "backends", "config")),
+VARIANTS = [("desktop-light", DESKTOP, False, ("overview", "keys", "live", "requests")),
+            ("phone-light", PHONE, False, ("overview", "backends", "config", "requests")),
             ("phone-dark", PHONE, True, ("overview", "keys", "live")),
             ("desktop-dark", DESKTOP, True, ("overview", "backends", "config"))]
 
@@ -349,9 +353,10 @@ async def test_every_page_shows_the_admin_api_numbers(seeded, browser):
 async def check_overview(tab: Tab, truth: dict) -> None:
     """Tiles, the week's top models per key and backend health, on one screen."""
     total, backends = truth["total"], truth["backends"]
-    assert await tab.text("[data-stat=requests] .value") == fmt_int(total["requests"]) == "8"
+    assert await tab.text("[data-stat=requests] .value") == fmt_int(total["requests"]) == "11"
+    assert await tab.text("[data-stat=refused] .value") == "3"  # 401, 403, 404: not model errors
     assert await tab.text("[data-stat=tokens] .value") == fmt_int(total["prompt_tokens"] + total["completion_tokens"])
-    assert await tab.text("[data-stat=error_rate] .sub") == f"{total['errors']} of {total['requests']}"
+    assert await tab.text("[data-stat=error_rate] .sub") == f"{total['backend_errors']} of {total['requests']}"
     assert await tab.text("[data-key=laptop] [data-rank='1']") == "llama\n4"  # laptop's most used model
     assert await tab.eval("document.querySelectorAll('[data-chart] svg rect.s0').length") > 0
     server = next(iter(backends["loaded_models"]))
@@ -365,6 +370,9 @@ async def check_overview(tab: Tab, truth: dict) -> None:
 async def check_keys(tab: Tab, truth: dict) -> None:
     """Per-key usage, and what is left of a limit and a budget."""
     for name, row in truth["by_key"].items():
+        if name == "unauthenticated":  # requests with a wrong key: one line, not a key card
+            assert (await tab.text("#unauthenticated")).startswith("1 request came with a missing")
+            continue
         assert await tab.text(f"section[data-key='{name}'] [data-stat=requests] .value") == fmt_int(row["requests"])
     lim = truth["limits"]["laptop"]
     rpm = await tab.text("section[data-key=laptop] [data-limit='Requests / min']")
@@ -395,8 +403,14 @@ async def check_config(tab: Tab, truth: dict) -> None:
     assert (await tab.text("[data-field=last_reload]")).startswith("ok")
 
 
+async def check_requests(tab: Tab, truth: dict) -> None:
+    """The request log lists every accounted request, newest first, with its class."""
+    assert await tab.eval("document.querySelectorAll('#request-log tbody tr').length") == truth["total"]["requests"]
+    assert await tab.eval("document.querySelectorAll('#request-log tr[data-class=policy]').length") == 1
+
+
 CHECKS = {"overview": check_overview, "keys": check_keys, "backends": check_backends, "live": check_live,
-          "config": check_config}
+          "config": check_config, "requests": check_requests}
 
 
 async def test_live_page_updates_without_reload(seeded, browser, ollama):

@@ -32,8 +32,10 @@ from litegate.usage import queries
 STATIC = Path(__file__).with_name("static")
 LOGIN_NEXT = web.RequestKey("login_next", str)
 TEMPLATES = web.AppKey("dashboard_templates", dict)
-PAGES = {"overview": "Overview", "live": "Live", "backends": "Backends", "keys": "Keys", "config": "Config"}
-_ASSETS = {"app.js": "text/javascript", "charts.js": "text/javascript", "app.css": "text/css",
+PAGES = {"overview": "Overview", "requests": "Requests", "live": "Live", "backends": "Backends", "keys": "Keys",
+         "config": "Config"}
+_ASSETS = {"app.js": "text/javascript", "charts.js": "text/javascript", "ui.js": "text/javascript",
+           "keys.js": "text/javascript", "requests.js": "text/javascript", "app.css": "text/css",
            "favicon.svg": "image/svg+xml"}
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 _SPANS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}

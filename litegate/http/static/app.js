@@ -1,196 +1,35 @@
 // litegate dashboard: fills the page shell from the admin JSON API. No framework, no build step.
 // DOM is built with createElement/textContent only (never innerHTML with data), so a model or key
-// name cannot inject markup; the CSP forbids inline scripts and styles anyway.
-import { arrange, legend, stackedBars } from "./charts.js";
+// name cannot inject markup; the CSP forbids inline scripts and styles anyway. Shared helpers are in
+// ui.js; the Requests and Keys pages in requests.js and keys.js.
+import { arrange, bucketsOf, legend, lineChart, lineLegend, setNameOrder, stackedBars } from "./charts.js";
+import { keysPage } from "./keys.js";
+import { requestsPage } from "./requests.js";
+import {
+  PAGE, api, badge, card, currentRange, fmtAgo, fmtCost, fmtElapsed, fmtInt, fmtMs, fmtPct, fmtTime, fmtBytes,
+  classBadge, h, inFlight, main, meter, plural, poll, rangeControl, setFirstRequest, setReady, showError, table, tile, SignedOut,
+} from "./ui.js";
 
-const PAGE = document.body.dataset.page;
-const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
-const main = document.getElementById("main");
-const RANGES = [
-  { id: "1h", label: "Hour", s: 3600, bucket: 60 },
-  { id: "24h", label: "Day", s: 86400, bucket: 1800 },
-  { id: "7d", label: "Week", s: 7 * 86400, bucket: 6 * 3600 },
-  { id: "30d", label: "30 days", s: 30 * 86400, bucket: 86400 },
-];
 const METRICS = {
   requests: { label: "Requests", value: (p) => p.requests, format: fmtInt },
   tokens: { label: "Tokens", value: (p) => p.prompt_tokens + p.completion_tokens, format: fmtInt },
   cost: { label: "Cost", value: (p) => p.cost, format: fmtCost },
 };
-
-// ---------------------------------------------------------------- helpers
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "text") el.textContent = v;
-    else if (k === "onclick") el.addEventListener("click", v);
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
-
-export function fmtInt(n) {
-  if (n === null || n === undefined) return "—";
-  const a = Math.abs(n);
-  if (a >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
-  if (a >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (a >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
-  return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-}
-function plural(n, word) {
-  return `${fmtInt(n)} ${word}${n === 1 ? "" : "s"}`;
-}
-export function fmtCost(c) {
-  if (!c) return "$0";
-  if (Math.abs(c) < 0.0001) return "<$0.0001";
-  if (Math.abs(c) < 0.01) return `$${c.toFixed(4)}`;
-  return `$${c.toFixed(2)}`;
-}
-function fmtMs(ms) {
-  if (ms === null || ms === undefined) return "—";
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
-}
-function fmtPct(part, whole) {
-  if (!whole) return "0%";
-  const p = (100 * part) / whole;
-  return p > 0 && p < 0.1 ? "<0.1%" : `${p.toFixed(p < 10 ? 1 : 0)}%`;
-}
-function fmtBytes(b) {
-  if (b === null || b === undefined) return "—";
-  if (b >= 1e9) return `${(b / 1e9).toFixed(1)} GB`;
-  if (b >= 1e6) return `${(b / 1e6).toFixed(0)} MB`;
-  return `${b} B`;
-}
-function fmtTime(ts) {
-  return ts ? new Date(ts * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) : "—";
-}
-function fmtAgo(ts) {
-  if (!ts) return "—";
-  const s = Math.max(0, Date.now() / 1000 - ts);
-  if (s < 60) return `${Math.round(s)} s ago`;
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${(s / 3600).toFixed(1)} h ago`;
-  return `${Math.round(s / 86400)} d ago`;
-}
-function fmtElapsed(s) {
-  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-}
-
-class SignedOut extends Error {}
-
-async function api(path, options = {}) {
-  const headers = { accept: "application/json", ...(options.headers || {}) };
-  if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = CSRF;
-  const resp = await fetch(path, { credentials: "same-origin", cache: "no-store", ...options, headers });
-  if (resp.status === 401) {
-    location.assign(`/ui/login?next=${encodeURIComponent(location.pathname + location.search)}`);
-    throw new SignedOut("signed out");
-  }
-  const body = await resp.json().catch(() => null);
-  if (!resp.ok) throw new Error(body?.error?.message || `${resp.status} ${resp.statusText}`);
-  return body;
-}
-
-function table(columns, rows, { empty = "Nothing yet.", rowAttrs } = {}) {
-  if (!rows.length) return h("p", { class: "empty", text: empty });
-  const head = h("tr", {}, columns.map((c) => h("th", { class: c.num ? "num" : null, text: c.label })));
-  const body = rows.map((r) => h("tr", rowAttrs ? rowAttrs(r) : {},
-    columns.map((c) => h("td", { class: c.num ? "num" : c.wrap ? "wrap" : null, "data-field": c.field || null },
-      c.cell(r)))));
-  return h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, head), h("tbody", {}, body)));
-}
-
-function card(title, ...children) {
-  return h("section", { class: "card" }, h("div", { class: "card-head" }, h("h2", { text: title })), children);
-}
-
-function tile(stat, label, value, sub) {
-  return h("div", { class: "tile", "data-stat": stat },
-    h("div", { class: "label", text: label }), h("div", { class: "value", text: value }),
-    h("div", { class: "sub", text: sub || "\u00a0" }));
-}
-
-function badge(kind, text) {
-  return h("span", { class: `badge ${kind}`, text });
-}
-
-function meter(used, limit, share = false) {
-  const frac = limit ? Math.min(1, used / limit) : 0;
-  const level = share ? " share" : frac >= 1 ? " bad" : frac >= 0.8 ? " warn" : "";
-  const m = h("div", { class: `meter${level}`, role: "meter",
-    "aria-valuemin": 0, "aria-valuemax": limit || 0, "aria-valuenow": used });
-  const fill = h("span");
-  fill.style.width = `${(frac * 100).toFixed(1)}%`; // CSSOM, which the CSP allows (a style attribute it would not)
-  m.append(fill);
-  return m;
-}
-
-function currentRange(fallback = "24h") {
-  const id = new URLSearchParams(location.search).get("range") || fallback;
-  return RANGES.find((r) => r.id === id) || RANGES.find((r) => r.id === fallback);
-}
-
-function rangeControl(selected, onChange) {
-  const seg = h("div", { class: "seg", role: "group", "aria-label": "Time range" });
-  for (const r of RANGES) {
-    seg.append(h("button", { type: "button", "aria-pressed": r.id === selected.id ? "true" : "false",
-      "data-range": r.id, text: r.label, onclick: () => {
-        const url = new URL(location.href);
-        url.searchParams.set("range", r.id);
-        history.replaceState(null, "", url);
-        onChange(r);
-      } }));
-  }
-  return seg;
-}
-
-function setReady() {
-  document.body.dataset.ready = "1";
-  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
-}
-
-function showError(err) {
-  if (err instanceof SignedOut) return;
-  const note = h("p", { class: "notice", role: "alert", id: "page-error", text: `Could not load: ${err.message}` });
-  document.getElementById("page-error")?.remove();
-  main.prepend(note);
-  document.body.dataset.error = err.message;
-}
-
-// Poll while the tab is visible; a failed poll shows a notice and the next one tries again.
-function poll(fn, everyMs) {
-  let timer = null;
-  const tick = async () => {
-    clearTimeout(timer);
-    if (!document.hidden) {
-      try {
-        await fn();
-        document.getElementById("page-error")?.remove();
-      } catch (e) {
-        showError(e);
-      }
-    }
-    timer = setTimeout(tick, everyMs);
-  };
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) tick(); });
-  return tick();
-}
-
-function inFlight(live) {
-  return live.in_flight.filter((c) => c.model); // the dashboard's own polls have no model
-}
+const ERRORS = { label: "Failed requests", value: (p) => p.errors, format: fmtInt };
+const RETRIES = { label: "Requests", value: (p) => (p.series && p.series !== "direct" ? p.requests : 0), format: fmtInt };
+const ROUTE_WORDS = "direct: the model asked for · alias:x: a name mapped to a model · rule:x / default: a virtual "
+  + "model's rule chose · fallback:x: the model failed, its fallback answered · context:x: the prompt was too long "
+  + "for the model · +retry: answered on a retry";
 
 // ---------------------------------------------------------------- overview
 const charts = [];
+const fixedCharts = []; // charts whose metric does not follow the metric buttons
 
 async function overview() {
   const glance = h("div", { class: "grid two", id: "glance" });
+  if (!new URLSearchParams(location.search).get("range")) { // Hour while all the data fits in it
+    setFirstRequest((await api("/admin/usage?since=1h")).first_at ?? null);
+  }
   main.replaceChildren(
     glance,
     h("div", { class: "bar" }, h("h2", { text: "Usage" }), h("span", { class: "spacer" }),
@@ -199,7 +38,8 @@ async function overview() {
   );
   await poll(async () => { // everything on the overview refreshes every 30 s
     const [week, backends] = await Promise.all([api("/ui/api/key-models?since=7d"), api("/admin/backends")]);
-    glance.replaceChildren(weekCard(week), healthCard(backends));
+    setNameOrder(backends.deployments.map((d) => d.name)); // a model's colour is its place in the config
+    glance.replaceChildren(healthCard(backends), weekCard(week)); // health first: what a phone shows first
     await renderUsage();
   }, 30000);
 }
@@ -208,15 +48,19 @@ async function renderUsage() {
   const range = currentRange();
   document.querySelectorAll("[data-range]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === range.id)));
   const q = `since=${range.id}`;
-  const [total, byModel, byModelTs, byKeyTs, errors, live, byFace] = await Promise.all([
-    api(`/admin/usage?${q}`), api(`/admin/usage?${q}&group_by=model`),
-    api(`/admin/timeseries?${q}&bucket_s=${range.bucket}&split_by=model`),
-    api(`/admin/timeseries?${q}&bucket_s=${range.bucket}&split_by=key`),
-    api("/admin/errors?limit=10"), api("/admin/live"), api(`/admin/usage?${q}&group_by=face`),
-  ]);
-  const t = total.rows[0] || { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, cost: 0, server_tool_calls: 0 };
+  const ts = (split) => api(`/admin/timeseries?${q}&bucket_s=${range.bucket}&split_by=${split}`);
+  const [total, byModel, byModelTs, byKeyTs, errors, live, byClassTs, latency, routes, routesTs, faces] =
+    await Promise.all([
+      api(`/admin/usage?${q}`), api(`/admin/usage?${q}&group_by=model`), ts("model"), ts("key"),
+      api("/admin/errors?limit=10"), api("/admin/live"), ts("error_class"),
+      api(`/admin/latency?${q}&bucket_s=${range.bucket}`), api(`/admin/usage?${q}&group_by=route`), ts("route"),
+      api(`/admin/usage?${q}&group_by=face`),
+    ]);
+  const t = total.rows[0] || { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, cost: 0,
+    backend_errors: 0, policy_errors: 0, client_errors: 0 };
   const metric = METRICS[document.body.dataset.metric || "requests"];
   charts.length = 0;
+  fixedCharts.length = 0;
   const box = document.getElementById("usage");
   box.replaceChildren(
     h("div", { class: "tiles" },
@@ -224,22 +68,133 @@ async function renderUsage() {
       tile("tokens", "Tokens", fmtInt(t.prompt_tokens + t.completion_tokens),
         `${fmtInt(t.prompt_tokens)} in · ${fmtInt(t.completion_tokens)} out`),
       tile("cost", "Cost", fmtCost(t.cost), t.cached_tokens ? `${fmtInt(t.cached_tokens)} cached tokens` : ""),
-      tile("error_rate", "Error rate", fmtPct(t.errors, t.requests), `${fmtInt(t.errors)} of ${fmtInt(t.requests)}`),
+      tile("error_rate", "Model errors", fmtPct(t.backend_errors, t.requests), `${fmtInt(t.backend_errors)} of ${fmtInt(t.requests)}`),
+      tile("refused", "Refused", fmtInt(t.policy_errors + t.client_errors),
+        `${fmtInt(t.policy_errors)} by limits · ${fmtInt(t.client_errors)} client`),
       tile("latency", "Latency p50", fmtMs(t.latency_p50_ms), `p95 ${fmtMs(t.latency_p95_ms)}`),
       tile("ttft", "First token p50", fmtMs(t.ttft_p50_ms), `p95 ${fmtMs(t.ttft_p95_ms)}`),
-      tile("searches", "Searches", fmtInt(t.server_tool_calls), "server-side tool calls"),
       tile("in_flight", "In flight now", fmtInt(inFlight(live).length), "see Live"),
     ),
     h("div", { class: "bar" }, h("span", { class: "spacer" }), metricControl()),
     h("div", { class: "grid two" },
       chartCard("By model", byModelTs, range, "model"), chartCard("By key", byKeyTs, range, "key")),
     ...[teamCard(total.team)].filter(Boolean),
+    h("div", { class: "grid two" },
+      fixedChartCard("Errors by class", "errors", byClassTs, range, ERRORS,
+        "backend: a model or the way to it failed · policy: a key's limits, budget or rights · client: bad request, key or model name"),
+      latencyCard(latency, range)),
+    h("div", { class: "grid two" }, routingCard(routes.rows, routesTs, range), speedCard(latency.speed)),
     card("Models", modelTable(byModel.rows)),
-    card("Client APIs", faceTable(byFace.rows)),
-    card("Recent errors", errorTable(errors.errors)),
+    card("Client APIs", faceTable(faces.rows)),
+    card("Recent errors", errorTable(errors.errors),
+      h("p", { class: "small" }, h("a", { href: "/ui/requests?error_class=any", text: "All failed requests →" }))),
   );
   drawCharts(metric);
   setReady();
+}
+
+function fixedChartCard(title, id, ts, range, metric, note) {
+  const box = h("div", { class: "chart", "data-chart": id });
+  const readout = h("p", { class: "small muted readout", text: "Tap or hover a bar for its numbers." });
+  const legendBox = h("div");
+  fixedCharts.push({ box, readout, legendBox, ts, range, metric });
+  return h("section", { class: "card", "data-card": id }, h("div", { class: "card-head" }, h("h2", { text: title })),
+    box, legendBox, readout, note ? h("p", { class: "muted small", text: note }) : null);
+}
+
+function latencyCard(latency, range) {
+  const box = h("div", { class: "chart", "data-chart": "latency" });
+  const readout = h("p", { class: "small muted readout", text: "Tap or hover for the numbers." });
+  const legendBox = h("div");
+  const buckets = bucketsOf(latency.since, Date.now() / 1000, range.bucket);
+  const at = new Map(latency.points.map((p) => [p.t, p]));
+  const series = [["latency p95", "latency_p95_ms"], ["latency p50", "latency_p50_ms"], ["first token p95", "ttft_p95_ms"]]
+    .map(([name, field]) => ({ name, values: buckets.map((t) => at.get(t)?.[field] ?? null) }));
+  fixedCharts.push({ draw: () => {
+    if (!latency.points.length) {
+      box.replaceChildren(h("p", { class: "empty", text: "No requests in this range." }));
+      return;
+    }
+    lineChart(box, buckets, series, { bucketS: range.bucket, spanS: range.s, format: fmtMs, readout });
+    legendBox.replaceChildren(lineLegend(series));
+  } });
+  return h("section", { class: "card", "data-card": "latency" },
+    h("div", { class: "card-head" }, h("h2", { text: "Latency and first token" })), box, legendBox, readout);
+}
+
+function routingCard(rows, ts, range) {
+  const total = rows.reduce((a, r) => a + r.requests, 0);
+  const sorted = [...rows].sort((a, b) => b.requests - a.requests);
+  const box = h("div", { class: "chart", "data-chart": "routing" });
+  const readout = h("p", { class: "small muted readout", text: "Tap or hover a bar for its numbers." });
+  const legendBox = h("div");
+  fixedCharts.push({ box, readout, legendBox, ts, range, metric: RETRIES });
+  return h("section", { class: "card", "data-card": "routing" },
+    h("div", { class: "card-head" }, h("h2", { text: "Routing: what chose the deployment" })),
+    table([
+      { label: "Route", field: "route", cell: (r) => r.group ?? "(refused before routing)", csv: (r) => r.group ?? "" },
+      { label: "Requests", num: true, field: "requests", cell: (r) => fmtInt(r.requests), csv: (r) => r.requests },
+      { label: "Share", num: true, cell: (r) => fmtPct(r.requests, total) },
+      { label: "Model errors", num: true, cell: (r) => fmtInt(r.backend_errors), csv: (r) => r.backend_errors },
+    ], sorted, { empty: "No requests in this range.", name: "routes", rowAttrs: (r) => ({ "data-route": r.group ?? "" }) }),
+    h("h3", { text: "Not answered directly, over time" }), box, legendBox, readout,
+    h("p", { class: "muted small", text: ROUTE_WORDS }));
+}
+
+function speedCard(speed) {
+  const local = (d) => d.deployment.startsWith("ollama/");
+  const rows = [...speed].sort((a, b) => local(b) - local(a) || (b.tokens_per_s || 0) - (a.tokens_per_s || 0));
+  return card("Generation speed", table([
+    { label: "Deployment", wrap: true, field: "deployment", cell: (d) => d.deployment },
+    { label: "Where", cell: (d) => (local(d) ? badge("ok", "local") : badge("idle", "remote")), csv: (d) => (local(d) ? "local" : "remote") },
+    { label: "Tokens/s", num: true, field: "tokens_per_s", cell: (d) => (d.tokens_per_s === null ? "—" : d.tokens_per_s.toFixed(1)),
+      csv: (d) => d.tokens_per_s },
+    { label: "Requests", num: true, cell: (d) => fmtInt(d.requests), csv: (d) => d.requests },
+    { label: "Tokens out", num: true, cell: (d) => fmtInt(d.completion_tokens), csv: (d) => d.completion_tokens },
+  ], rows, { empty: "No answered requests in this range.", name: "speed",
+    rowAttrs: (d) => ({ "data-deployment": d.deployment }) }),
+  h("p", { class: "muted small", text: "Completion tokens per second of generating (after the first token when it is known)." }));
+}
+
+function modelTable(rows) {
+  return table([
+    { label: "Model", cell: (r) => r.group || "(none: refused before it was read)", csv: (r) => r.group ?? "" },
+    { label: "Requests", num: true, field: "requests", cell: (r) => fmtInt(r.requests), csv: (r) => r.requests },
+    { label: "Model errors", num: true, field: "errors", cell: (r) => fmtInt(r.backend_errors), csv: (r) => r.backend_errors },
+    { label: "Refused", num: true, cell: (r) => fmtInt(r.policy_errors + r.client_errors), csv: (r) => r.policy_errors + r.client_errors },
+    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens), csv: (r) => r.prompt_tokens },
+    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens), csv: (r) => r.completion_tokens },
+    { label: "Cost", num: true, cell: (r) => fmtCost(r.cost), csv: (r) => r.cost },
+    { label: "p50", num: true, cell: (r) => fmtMs(r.latency_p50_ms), csv: (r) => r.latency_p50_ms },
+    { label: "p95", num: true, cell: (r) => fmtMs(r.latency_p95_ms), csv: (r) => r.latency_p95_ms },
+    { label: "TTFT p50", num: true, cell: (r) => fmtMs(r.ttft_p50_ms), csv: (r) => r.ttft_p50_ms },
+    { label: "Searches", num: true, cell: (r) => fmtInt(r.server_tool_calls), csv: (r) => r.server_tool_calls },
+  ], [...rows].sort((a, b) => b.requests - a.requests), { empty: "No requests in this range.", name: "models",
+    rowAttrs: (r) => ({ "data-model": r.group }) });
+}
+
+function faceTable(rows) {
+  // Which API the clients spoke: openai (chat completions), anthropic (Claude Code), ollama, ...
+  return table([
+    { label: "API", field: "face", cell: (r) => r.group ?? "—" },
+    { label: "Requests", num: true, field: "requests", cell: (r) => fmtInt(r.requests), csv: (r) => r.requests },
+    { label: "Failed", num: true, field: "errors", cell: (r) => fmtInt(r.errors), csv: (r) => r.errors },
+    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens), csv: (r) => r.prompt_tokens },
+    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens), csv: (r) => r.completion_tokens },
+  ], [...rows].sort((a, b) => b.requests - a.requests), { empty: "No requests in this range.", name: "faces",
+    rowAttrs: (r) => ({ "data-face": r.group }) });
+}
+
+function errorTable(errors) {
+  return table([
+    { label: "When", cell: (e) => fmtAgo(e.time), csv: (e) => new Date(e.time * 1000).toISOString() },
+    { label: "Key", cell: (e) => e.key },
+    { label: "Model", cell: (e) => e.model },
+    { label: "Status", num: true, cell: (e) => String(e.status) },
+    { label: "Class", field: "class", cell: (e) => classBadge(e.error_class), csv: (e) => e.error_class || "" },
+    { label: "Error", wrap: true, cell: (e) => e.error_code || "" },
+    { label: "Deployment", wrap: true, cell: (e) => e.deployment || "—" },
+  ], errors, { empty: "No failed requests recorded.", name: "errors" });
 }
 
 function metricControl() {
@@ -277,44 +232,21 @@ function drawCharts(metric) {
     stackedBars(c.box, data, { bucketS: c.range.bucket, spanS: c.range.s, format: metric.format, readout: c.readout });
     c.legendBox.replaceChildren(legend(data, metric.format));
   }
-}
-
-function modelTable(rows) {
-  return table([
-    { label: "Model", cell: (r) => r.group ?? "—" },
-    { label: "Requests", num: true, field: "requests", cell: (r) => fmtInt(r.requests) },
-    { label: "Errors", num: true, field: "errors", cell: (r) => fmtInt(r.errors) },
-    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens) },
-    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens) },
-    { label: "Cost", num: true, cell: (r) => fmtCost(r.cost) },
-    { label: "p50", num: true, cell: (r) => fmtMs(r.latency_p50_ms) },
-    { label: "p95", num: true, cell: (r) => fmtMs(r.latency_p95_ms) },
-    { label: "TTFT p50", num: true, cell: (r) => fmtMs(r.ttft_p50_ms) },
-    { label: "Searches", num: true, cell: (r) => fmtInt(r.server_tool_calls) },
-  ], [...rows].sort((a, b) => b.requests - a.requests), { empty: "No requests in this range.",
-    rowAttrs: (r) => ({ "data-model": r.group }) });
-}
-
-function faceTable(rows) {
-  // Which API the clients spoke: openai (chat completions), anthropic (Claude Code), ...
-  return table([
-    { label: "API", cell: (r) => r.group ?? "—" },
-    { label: "Requests", num: true, field: "requests", cell: (r) => fmtInt(r.requests) },
-    { label: "Errors", num: true, field: "errors", cell: (r) => fmtInt(r.errors) },
-    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens) },
-    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens) },
-  ], [...rows].sort((a, b) => b.requests - a.requests), { empty: "No requests in this range." });
-}
-
-function errorTable(errors) {
-  return table([
-    { label: "When", cell: (e) => fmtAgo(e.time) },
-    { label: "Key", cell: (e) => e.key },
-    { label: "Model", cell: (e) => e.model },
-    { label: "Status", num: true, cell: (e) => String(e.status) },
-    { label: "Error", wrap: true, cell: (e) => e.error_code || "" },
-    { label: "Deployment", wrap: true, cell: (e) => e.deployment || "—" },
-  ], errors, { empty: "No failed requests recorded." });
+  for (const c of fixedCharts) {
+    if (c.draw) {
+      c.draw();
+      continue;
+    }
+    const data = arrange(c.ts.points, { since: c.ts.since, now: Date.now() / 1000, bucketS: c.range.bucket,
+      value: c.metric.value });
+    if (!data.names.length) {
+      c.box.replaceChildren(h("p", { class: "empty", text: "None in this range." }));
+      c.legendBox.replaceChildren();
+      continue;
+    }
+    stackedBars(c.box, data, { bucketS: c.range.bucket, spanS: c.range.s, format: c.metric.format, readout: c.readout });
+    c.legendBox.replaceChildren(legend(data, c.metric.format));
+  }
 }
 
 function weekCard(week) {
@@ -322,7 +254,7 @@ function weekCard(week) {
     h("div", { class: "card-head" }, h("h3", { text: k.key }),
       h("span", { class: "muted small", text: `${plural(k.requests, "request")} · ${plural(k.tokens, "token")}` })),
     k.models.slice(0, 3).map((m, i) => h("div", { class: "share-row", "data-model": m.model, "data-rank": i + 1 },
-      h("span", { class: "name", text: m.model, title: m.model }), meter(m.requests, k.requests, true),
+      h("span", { class: "name", text: m.model || "(none)", title: m.model }), meter(m.requests, k.requests, true),
       h("span", { class: "num small", "data-field": "requests", text: fmtInt(m.requests) }))),
     k.models.length > 3 ? h("p", { class: "muted small", text: `+ ${k.models.length - 3} more models` }) : null));
   return card("This week: top models per key",
@@ -364,6 +296,7 @@ function healthCard(backends) {
     }), deps.length > 12 ? h("a", { href: "/ui/backends", text: `all ${deps.length}…` }) : null),
   );
 }
+
 
 // ---------------------------------------------------------------- live
 async function live() {
@@ -448,12 +381,12 @@ function teamCard(team) { // every instance's usage, from the counters they shar
   if (team.total.length) rows.push({ name: "all instances", ...team.total[0] });
   return card("Team (all instances)", table([
     { label: "Instance", cell: (r) => r.name },
-    { label: "Requests", num: true, cell: (r) => fmtInt(r.requests) },
-    { label: "Failed", num: true, cell: (r) => fmtInt(r.errors) },
-    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens) },
-    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens) },
-    { label: "Cost", num: true, cell: (r) => fmtCost(r.cost) },
-  ], rows, { empty: "No usage in this range yet." }));
+    { label: "Requests", num: true, cell: (r) => fmtInt(r.requests), csv: (r) => r.requests },
+    { label: "Failed", num: true, cell: (r) => fmtInt(r.errors), csv: (r) => r.errors },
+    { label: "Tokens in", num: true, cell: (r) => fmtInt(r.prompt_tokens), csv: (r) => r.prompt_tokens },
+    { label: "Tokens out", num: true, cell: (r) => fmtInt(r.completion_tokens), csv: (r) => r.completion_tokens },
+    { label: "Cost", num: true, cell: (r) => fmtCost(r.cost), csv: (r) => r.cost },
+  ], rows, { empty: "No usage in this range yet.", name: "team" }));
 }
 
 async function backendsPage() {
@@ -471,57 +404,6 @@ async function backendsPage() {
     status.textContent = `updated ${new Date().toLocaleTimeString()} · every 5 s`;
     setReady();
   }, 5000);
-}
-
-// ---------------------------------------------------------------- keys
-function limitRow(label, used, limit, format = fmtInt, always = false) {
-  if (!limit && !always) return null;
-  return h("div", { class: "share-row", "data-limit": label },
-    h("span", { class: "name small", text: label }),
-    limit ? meter(used, limit) : h("span", { class: "muted small", text: "no limit" }),
-    h("span", { class: "num small", text: limit ? `${format(used)} / ${format(limit)} · ${format(Math.max(0, limit - used))} left` : format(used) }));
-}
-
-function keyCard(name, lim, use) {
-  const u = use || { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, cost: 0, latency_p50_ms: null };
-  return h("section", { class: "card", "data-key": name },
-    h("div", { class: "card-head" }, h("h2", { text: name }),
-      h("span", { class: "chips" }, lim?.admin ? badge("idle", "admin") : null,
-        lim?.revoked ? badge("bad", "revoked") : null)),
-    lim ? h("p", { class: "muted small", text: `models: ${lim.models.join(", ")}` }) : null,
-    h("div", { class: "tiles" },
-      tile("requests", "Requests", fmtInt(u.requests), `${fmtInt(u.errors)} failed`),
-      tile("tokens", "Tokens", fmtInt(u.prompt_tokens + u.completion_tokens), `${fmtInt(u.completion_tokens)} out`),
-      tile("cost", "Cost", fmtCost(u.cost)),
-      tile("latency", "Latency p50", fmtMs(u.latency_p50_ms))),
-    lim ? h("div", { class: "limits" },
-      h("h3", { text: "Limits and budgets" }),
-      limitRow("Requests / min", lim.requests_last_minute, lim.rpm),
-      limitRow("Tokens / min", lim.tokens_last_minute, lim.tpm),
-      limitRow("Concurrent", lim.concurrent, lim.max_concurrent),
-      limitRow("Tokens today", lim.tokens_today, lim.tokens_per_day, fmtInt, true),
-      limitRow("Tokens this month", lim.tokens_this_month, lim.tokens_per_month, fmtInt, true),
-      limitRow("Cost this month", lim.cost_this_month, lim.cost_per_month, fmtCost, true),
-      limitRow("Searches today", lim.searches_today, lim.searches_per_day)) : null);
-}
-
-async function keysPage() {
-  const box = h("div", { id: "keys" });
-  const render = async () => {
-    const range = currentRange("7d");
-    document.querySelectorAll("[data-range]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === range.id)));
-    const [limits, usage] = await Promise.all([api("/admin/limits"), api(`/admin/usage?since=${range.id}&group_by=key`)]);
-    const use = new Map(usage.rows.map((r) => [r.group, r]));
-    const lims = new Map(limits.keys.map((k) => [k.name, k]));
-    const names = [...new Set([...lims.keys(), ...use.keys()])]
-      .sort((a, b) => (use.get(b)?.requests || 0) - (use.get(a)?.requests || 0) || String(a).localeCompare(String(b)));
-    box.replaceChildren(names.length ? h("div", { class: "grid two" }, names.map((n) => keyCard(n, lims.get(n), use.get(n))))
-      : card("Keys", h("p", { class: "empty", text: "No keys configured and no usage recorded." })));
-    setReady();
-  };
-  main.replaceChildren(h("div", { class: "bar" }, h("h2", { text: "Keys" }), h("span", { class: "spacer" }),
-    rangeControl(currentRange("7d"), () => render().catch(showError))), box);
-  await render();
 }
 
 // ---------------------------------------------------------------- config
@@ -591,9 +473,9 @@ function wireLogout() {
 let resizeTimer = null;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => charts.length && drawCharts(METRICS[document.body.dataset.metric || "requests"]), 150);
+  resizeTimer = setTimeout(() => (charts.length || fixedCharts.length) && drawCharts(METRICS[document.body.dataset.metric || "requests"]), 150);
 });
 
-const PAGES = { overview, live, backends: backendsPage, keys: keysPage, config: configPage };
+const PAGES = { overview, requests: requestsPage, live, backends: backendsPage, keys: keysPage, config: configPage };
 wireLogout();
 (PAGES[PAGE] || overview)().catch(showError);
