@@ -66,3 +66,31 @@ async def test_openai_suffix_is_written_in_the_models_tokens(ollama, gateway):
     assert json.loads(await resp.read())["choices"][0]["text"] == "fim:def f(|)"
     sent = ollama.app[fake.REQUESTS][-1]["json"]
     assert sent["suffix"] == ")" and "raw" not in sent
+
+
+def test_readme_continue_config_follows_continues_reference():
+    """The README's ~/.continue/config.yaml has what Continue's config.yaml reference requires: name, version,
+    schema v1; each model a name, provider and model, roles from Continue's list; and its autocomplete model
+    is one the example config gives a fim_format. The example config's `ollama pull` list in the README is
+    complete."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme[readme.index("**Continue** (`~/.continue/config.yaml`)"):]
+    doc = yaml.safe_load(block[block.index("```yaml") + 7:block.index("```", block.index("```yaml") + 7)])
+    assert {"name", "version", "schema"} <= set(doc) and doc["schema"] == "v1"
+    roles = {"chat", "autocomplete", "embed", "rerank", "edit", "apply", "summarize"}
+    for m in doc["models"]:
+        assert {"name", "provider", "model"} <= set(m) and set(m["roles"]) <= roles, m
+        assert m["apiBase"].endswith("/v1")
+    example = json.loads((root / "config" / "litegate.example.json").read_text())
+    by_name = {m["name"]: m for m in example["models"]}
+    auto = next(m["model"] for m in doc["models"] if "autocomplete" in m["roles"])
+    assert by_name[auto]["fim_format"] in fim.FORMATS
+    assert all(m["model"] in by_name for m in doc["models"])
+    pulls = set(re.findall(r"ollama pull (\S+)", readme[:readme.index("## Configuration")]))
+    assert pulls == {m["model"] for m in example["models"] if m["provider"] == "ollama"}
