@@ -133,8 +133,9 @@ async def test_trusted_network_is_one_principal_with_its_own_models_and_limits(o
     db = sqlite3.connect(tmp_path / "usage" / "usage.db")
     rows = db.execute("select key_name, model, status, face, completion_tokens from usage order by id").fetchall()
     db.close()
-    assert rows == [("tailnet", "llama", 200, "ollama", 3), ("tailnet", "llama", 200, "ollama", 3),
-                    ("tailnet", "llama", 429, "ollama", 0), ("phone", "llama", 200, "ollama", 3)]
+    assert rows == [("tailnet", "llama", 200, "ollama", 3), ("tailnet", "crash", 403, "ollama", 0),
+                    ("tailnet", "llama", 200, "ollama", 3), ("tailnet", "llama", 429, "ollama", 0),
+                    ("phone", "llama", 200, "ollama", 3)]  # the refusal (403) is accounted too
 
 
 async def test_other_networks_still_need_a_key(ollama, gateway):
