@@ -22,7 +22,7 @@ from litegate.wire import (
 )
 from litegate.providers import fim
 from litegate.providers.base import (
-    NativeRequest, Passthrough, Provider, UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id,
+    UpstreamRequest, Vectors, api_base, error_text, new_tool_call_id,
 )
 from litegate.providers.messages import dumps_args, image_url_of, parse_data_uri, text_of, tool_arguments, tool_name_for
 
@@ -336,78 +336,3 @@ def parse_loaded(body: bytes) -> list[dict[str, Any]]:
         return [msgspec.to_builtins(m) | {"name": m.name or m.model} for m in _ps.decode(body).models]
     except msgspec.DecodeError as e:
         raise ValueError(f"not an /api/ps reply: {e}") from None
-
-
-# ---------------------------------------------------------------- the Ollama face's requests, passed through
-def _build_native(native: NativeRequest, target: Deployment) -> UpstreamRequest:
-    """The client's own /api/chat or /api/generate body: the model renamed, the deployment's options and
-    keep_alive filled in where the client set none (the client's values win), nothing else touched."""
-    doc = orjson.loads(native.body)
-    doc["model"] = target.model
-    if target.options:
-        doc["options"] = {**target.options, **(doc.get("options") or {})}
-    if target.keep_alive is not None and doc.get("keep_alive") is None:
-        doc["keep_alive"] = target.keep_alive
-    return UpstreamRequest("POST", api_base(target, DEFAULT_API_BASE) + native.path, orjson.dumps(doc), _JSON)
-
-
-def _renamer(target: Deployment, native: NativeRequest):
-    """Ollama names its own model first on every line; the client sees the name it asked for, as on
-    every other path. A byte splice on that known prefix, not a parse per line."""
-    theirs = b'{"model":' + orjson.dumps(target.model) + b","
-    ours = b'{"model":' + orjson.dumps(native.model) + b","
-    cut = len(theirs)
-    return lambda line: ours + line[cut:] if line.startswith(theirs) else line
-
-
-def _done_usage(line: bytes, target: Deployment) -> Usage:
-    done = _decode(_gen_line, line, target)
-    if done.error:
-        raise UpstreamError(f"deployment {target.id}: {done.error}")
-    return _usage(done)
-
-
-async def _relay_native(frames: AsyncIterator[bytes], target: Deployment,
-                        native: NativeRequest) -> AsyncIterator[bytes | UsageEvent]:
-    """The stream's lines as they came, then the done line's counts; an error line ends it."""
-    rename = _renamer(target, native)
-    async for frame in frames:
-        if frame[:1] != b"{" or frame.rstrip()[-1:] != b"}":  # relayed as is, so at least a JSON object
-            raise UpstreamError(f"deployment {target.id} sent a line that is not Ollama's format")
-        if frame.startswith(b'{"error"'):
-            raise StreamInterrupted(f"Ollama error mid-stream: {orjson.loads(frame).get('error')}")
-        if b'"done":true' in frame or b'"done": true' in frame:
-            usage = _done_usage(frame, target)
-            yield rename(frame) + b"\n"
-            yield UsageEvent(usage)
-            return
-        yield rename(frame) + b"\n"
-    raise StreamInterrupted(f"deployment {target.id}: Ollama stream ended before its done line")
-
-
-def _reply_native(body: bytes, target: Deployment, native: NativeRequest) -> tuple[bytes, Usage]:
-    return _renamer(target, native)(body), _done_usage(body, target)
-
-
-def _build_api(native: NativeRequest, target: Deployment) -> UpstreamRequest:
-    """The rest of Ollama's API (show, and pull, push, create, copy, delete for admins) as the face wrote it."""
-    return UpstreamRequest(native.method, api_base(target, DEFAULT_API_BASE) + native.path, native.body, _JSON)
-
-
-async def _relay_lines(frames: AsyncIterator[bytes], target: Deployment, native: NativeRequest) -> AsyncIterator[bytes]:
-    async for frame in frames:
-        yield frame + b"\n"
-
-
-PROVIDER = Provider(
-    name="ollama", framing="ndjson", default_api_base=DEFAULT_API_BASE, inline_image_urls=True,
-    build_chat=build_chat, parse_chat=parse_chat, parse_chat_stream=parse_chat_stream, parse_error=parse_error,
-    build_embeddings=build_embeddings, parse_embeddings=parse_embeddings,
-    build_completion=build_completion, parse_completion=parse_completion,
-    parse_completion_stream=parse_completion_stream,
-    loaded_path="/api/ps", parse_loaded=parse_loaded, loaded_name=with_tag,
-    passthrough={"ollama": Passthrough(_build_native, _relay_native, _reply_native),
-                 "ollama.api": Passthrough(_build_api, _relay_lines)},
-    # num_ctx: what an Ollama without OLLAMA_CONTEXT_LENGTH may use on a small machine is 4096.
-    context_window=4096, context_option="num_ctx",
-)
