@@ -457,6 +457,9 @@ async def test_reload_button_shows_the_result(seeded, browser, tmp_path):
     broken = json.loads(path.read_text())
     broken["models"][0]["provider"] = "olama"
     path.write_text(json.dumps(broken))
+    # the button stays disabled until the page has re-read the config after the first reload: a click
+    # before that is ignored (this was the flake on a loaded machine)
+    await tab.wait_for("!document.getElementById('reload').disabled")
     await tab.eval("document.getElementById('reload').click()")
     await tab.wait_for("document.querySelector('#reload-result:not(.ok)')")
     refusal = await tab.text("#reload-result")
