@@ -40,7 +40,7 @@ async def redis_server(tmp_path: Path):
 
 
 def config(backend, redis_url: str, instance: str, *, friend: dict | None = None, fail_open: bool = True,
-           timeout_ms: float = 1000, **extra: Any) -> dict[str, Any]:
+           timeout_ms: float = 5000, **extra: Any) -> dict[str, Any]:
     doc = ollama_config(backend, **extra)
     doc["auth"] = {"keys": [{"name": "admin", "key_env": "K_ADMIN", "admin": True},
                             {"name": "friend", "key_env": "K_FRIEND", **(friend or {})},
