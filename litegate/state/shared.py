@@ -96,9 +96,11 @@ class RedisState:
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._prober, self._resyncing, self._loading):
-            if task is not None:
-                task.cancel()
+        tasks = [t for t in (self._prober, self._resyncing, self._loading) if t is not None]
+        for task in tasks:
+            task.cancel()
+        # wait until they are really gone: flush() below must not wait on a rejoin being cancelled
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.up:
             await self.flush()
         await self.client.aclose()
