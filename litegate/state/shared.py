@@ -99,8 +99,7 @@ class RedisState:
         tasks = [t for t in (self._prober, self._resyncing, self._loading) if t is not None]
         for task in tasks:
             task.cancel()
-        # wait until they are really gone: flush() below must not wait on a rejoin being cancelled
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)  # gone before flush() looks at them
         if self.up:
             await self.flush()
         await self.client.aclose()
