@@ -1,9 +1,8 @@
 """RedisState: limits, budgets, cooldowns, sessions, the search cache and team usage shared by
 several litegate instances through one Redis (or Valkey).
 
-The hot path costs one round trip: ADMIT (scripts.py) checks and counts a request and brings
-back the live cooldowns. What a finished request used is summed in Pending and sent after the
-answer by one coalescing flusher, so under load many requests share a trip.
+The hot path costs one round trip: ADMIT (scripts.py) checks and counts a request and brings back the
+live cooldowns. What a finished request used is sent after the answer, many requests to a trip.
 
 Faults never stop traffic. A Redis error or a reply slower than state.timeout_ms marks the store
 down: a warning is logged once per outage, the metric and /admin/backends say so, requests are
@@ -312,7 +311,8 @@ class RedisState:
     async def _probe(self) -> None:
         while not self._closing:
             await asyncio.sleep(self.cfg.retry_s)
-            try:
+            try:  # connections from before the outage are dead after a Redis restart: start afresh
+                await self.client.connection_pool.disconnect()
                 await self._learn_epoch()
             except FAULTS as e:
                 self.last_error = f"{type(e).__name__}: {e}"[:200]
