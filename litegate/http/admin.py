@@ -75,14 +75,18 @@ async def usage(request: web.Request) -> web.Response:
     return _json(body)
 
 
+def _bucket_s(query) -> int:
+    try:
+        return int(query.get("bucket_s", "3600"))
+    except ValueError:
+        raise BadRequest("bucket_s must be a whole number of seconds", param="bucket_s") from None
+
+
 async def timeseries(request: web.Request) -> web.Response:
     _admin(request)
     q = request.query
     since = parse_since(q.get("since"), "24h")
-    try:
-        bucket = int(q.get("bucket_s", "3600"))
-    except ValueError:
-        raise BadRequest("bucket_s must be a whole number of seconds", param="bucket_s") from None
+    bucket = _bucket_s(q)
     points = await _store(request).timeseries(since, time.time(), bucket, q.get("split_by") or None)
     return _json({"since": since, "bucket_s": bucket, "points": points})
 
@@ -118,10 +122,7 @@ async def latency(request: web.Request) -> web.Response:
     _admin(request)
     q = request.query
     since = parse_since(q.get("since"), "24h")
-    try:
-        bucket = int(q.get("bucket_s", "3600"))
-    except ValueError:
-        raise BadRequest("bucket_s must be a whole number of seconds", param="bucket_s") from None
+    bucket = _bucket_s(q)
     store = _store(request)
     points = await store.query(queries.latency_series, since, None, bucket)
     return _json({"since": since, "bucket_s": bucket, "points": points,

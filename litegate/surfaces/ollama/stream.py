@@ -18,6 +18,7 @@ import msgspec
 import orjson
 from msgspec import UNSET, UnsetType
 
+from litegate.core.events import ToolCalls
 from litegate.errors import GatewayError
 from litegate.wire import (
     Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent,
@@ -148,7 +149,7 @@ class ChatStreamWriter(_Writer):
 
     def __init__(self, model: str, timing: Timing | None = None) -> None:
         super().__init__(model, timing)
-        self.calls: dict[int, list[Any]] = {}  # index -> [id, name, argument fragments]
+        self.calls = ToolCalls()
 
     def _line(self, message: OutMessage) -> bytes:
         self.timing.mark()
@@ -163,13 +164,7 @@ class ChatStreamWriter(_Writer):
         if kind is ReasoningDelta:
             return [self._spliced(_CHAT_THINKING, ev.text, _CHAT_END)] if ev.text else []
         if kind is ToolCallDelta:
-            call = self.calls.get(ev.index)
-            if call is None:
-                self.calls[ev.index] = [ev.id, ev.name, [ev.arguments]]
-            else:
-                call[0] = call[0] or ev.id
-                call[1] = call[1] or ev.name
-                call[2].append(ev.arguments)
+            self.calls.add(ev)
             return []
         if kind is Finish:
             if ev.reason:
@@ -183,9 +178,9 @@ class ChatStreamWriter(_Writer):
         """Every buffered call, whole, in one line (as Ollama sends them)."""
         if not self.calls:
             return []
-        calls = [OutCall(cid or f"call_{n}", OutFunction(name or "", arguments_object("".join(parts)), n))
-                 for n, (cid, name, parts) in enumerate(c for _, c in sorted(self.calls.items()))]
-        self.calls = {}
+        calls = [OutCall(c.id or f"call_{n}", OutFunction(c.name, arguments_object("".join(c.parts)), n))
+                 for n, c in enumerate(self.calls.in_order())]
+        self.calls = ToolCalls()
         return [self._line(OutMessage(tool_calls=calls))]
 
     def finish(self) -> list[bytes]:
