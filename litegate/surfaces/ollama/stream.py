@@ -138,6 +138,34 @@ class _Writer:
         self.native = True
         return [line]
 
+    # what the two endpoints' text and thinking lines look like around the spliced text
+    _TEXT = _THINKING = _END = b""
+
+    def feed(self, ev: StreamEvent | bytes) -> list[bytes]:
+        kind = type(ev)
+        if kind is TextDelta:
+            return [self._spliced(self._TEXT, ev.text, self._END)] if ev.text else []
+        if kind is bytes:
+            return self.relay(ev)
+        if kind is ReasoningDelta:
+            return [self._spliced(self._THINKING, ev.text, self._END)] if ev.text else []
+        if kind is ToolCallDelta:
+            self._call(ev)
+            return []
+        if kind is Finish:
+            if ev.reason:
+                self.finish_reason = ev.reason
+            return self._flush_calls()
+        if kind is UsageEvent:
+            self.usage = ev.usage
+        return []  # Started: NDJSON has no role line; Citations: Ollama has no place for them
+
+    def _call(self, ev: ToolCallDelta) -> None:
+        """/api/generate declares no tools, so there are no calls to pass on."""
+
+    def _flush_calls(self) -> list[bytes]:
+        return []
+
     def fail(self, err: GatewayError) -> list[bytes]:
         return [error_line(err)]
 
@@ -146,6 +174,7 @@ class ChatStreamWriter(_Writer):
     """/api/chat, streamed."""
 
     __slots__ = ("calls",)
+    _TEXT, _THINKING, _END = _CHAT_TEXT, _CHAT_THINKING, _CHAT_END
 
     def __init__(self, model: str, timing: Timing | None = None) -> None:
         super().__init__(model, timing)
@@ -155,24 +184,8 @@ class ChatStreamWriter(_Writer):
         self.timing.mark()
         return _encode(ChatLine(model=self.model, created_at=self.stamp(), message=message)) + b"\n"
 
-    def feed(self, ev: StreamEvent | bytes) -> list[bytes]:
-        kind = type(ev)
-        if kind is TextDelta:
-            return [self._spliced(_CHAT_TEXT, ev.text, _CHAT_END)] if ev.text else []
-        if kind is bytes:
-            return self.relay(ev)
-        if kind is ReasoningDelta:
-            return [self._spliced(_CHAT_THINKING, ev.text, _CHAT_END)] if ev.text else []
-        if kind is ToolCallDelta:
-            self.calls.add(ev)
-            return []
-        if kind is Finish:
-            if ev.reason:
-                self.finish_reason = ev.reason
-            return self._flush_calls()
-        if kind is UsageEvent:
-            self.usage = ev.usage
-        return []  # Started: NDJSON has no role line; Citations: Ollama has no place for them
+    def _call(self, ev: ToolCallDelta) -> None:
+        self.calls.add(ev)
 
     def _flush_calls(self) -> list[bytes]:
         """Every buffered call, whole, in one line (as Ollama sends them)."""
@@ -197,21 +210,7 @@ class GenerateStreamWriter(_Writer):
     """/api/generate, streamed: `response` fragments, `thinking` when the model reasons."""
 
     __slots__ = ()
-
-    def feed(self, ev: StreamEvent | bytes) -> list[bytes]:
-        kind = type(ev)
-        if kind is TextDelta:
-            return [self._spliced(_GEN_TEXT, ev.text, _GEN_END)] if ev.text else []
-        if kind is bytes:
-            return self.relay(ev)
-        if kind is ReasoningDelta:
-            return [self._spliced(_GEN_THINKING, ev.text, _GEN_END)] if ev.text else []
-        if kind is Finish:
-            if ev.reason:
-                self.finish_reason = ev.reason
-        elif kind is UsageEvent:
-            self.usage = ev.usage
-        return []  # /api/generate declares no tools, so there are no calls to pass on
+    _TEXT, _THINKING, _END = _GEN_TEXT, _GEN_THINKING, _GEN_END
 
     def finish(self) -> list[bytes]:
         if self.native:
