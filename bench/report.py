@@ -148,6 +148,53 @@ def anthropic_face_targets(lg: dict) -> list[dict]:
     return out
 
 
+# ---------------------------------------------------------------- the floor
+def floor_figures(systems: dict) -> list[tuple[str, str, Any, Any]]:
+    """(figure, goal, floor, litegate) on the OpenAI route: each goal beside what a bare aiohttp
+    pass-through (bench/floor.py) reaches on the same machine in the same run."""
+    d, fl, lg = systems.get("direct"), systems.get("floor"), systems.get("litegate")
+    T, r = TARGETS, "openai"
+
+    def added(system: dict | None, *path: str) -> float | None:
+        return _sub(_get(system, *path), _get(d, *path))
+
+    def both(fn) -> tuple[Any, Any]:
+        return fn(fl), fn(lg)
+
+    return [
+        ("idle RSS after start (MB)", f"≤ {T['idle_rss_mb']}", *both(lambda s: _get(s, "startup", "idle_rss_mb"))),
+        ("exec → first answer, median (s)", f"≤ {T['ready_s']}", *both(lambda s: _get(s, "startup", "ready_s"))),
+        ("added p50, c=1, non-streaming (ms)", f"≤ {T['added_p50_ms']}",
+         *both(lambda s: added(s, "latency_c1", r, "nonstream", "p50_ms"))),
+        ("added time to first token, c=1 (ms)", f"≤ {T['added_ttft_ms']}",
+         *both(lambda s: added(s, "latency_c1", r, "stream", "ttft_p50_ms"))),
+        ("added TTFT, paced stream, c=1 (ms)", f"≤ {T['added_paced_ttft_ms']}",
+         *both(lambda s: added(s, "paced", r, "ttft_p50_ms"))),
+        ("added p50, c=16, backend 50 ms (ms)", f"≤ {T['added_delay_p50_ms']}",
+         *both(lambda s: added(s, "delayed", r, "p50_ms"))),
+        ("req/s, c=16, non-streaming", f"≥ {T['rps']:,}", *both(lambda s: _get(s, "throughput", r, "c16", "rps"))),
+        ("CPU per request, c=16 (ms)", "", *both(lambda s: _get(s, "throughput", r, "c16", "cpu_ms_per_req"))),
+        ("streamed chunks/s, c=16", f"≥ {T['chunks_per_s']:,}",
+         *both(lambda s: _get(s, "throughput", r, "stream_c16", "chunks_per_s"))),
+        ("CPU per stream, c=16 (ms)", "", *both(lambda s: _get(s, "throughput", r, "stream_c16", "cpu_ms_per_req"))),
+        ("1,000 held streams: peak RSS (MB)", f"≤ {T['streams_rss_mb']}",
+         *both(lambda s: _get(s, "streams", r, "rss_peak_mb"))),
+    ]
+
+
+def floor_markdown(systems: dict) -> list[str]:
+    if "floor" not in systems:
+        return []
+    if "error" in systems["floor"]:
+        return ["", "## The floor", "", f"bench/floor.py failed: {systems['floor']['error']}"]
+    lines = ["", "## The floor (OpenAI route)", "",
+             "bench/floor.py: aiohttp's server on uvloop and litegate's pooled client with nothing in between "
+             "(no keys, limits, usage, metrics, log, routing or translation). A goal the floor misses cannot be "
+             "met on this stack.", "", "| figure | goal | floor | litegate |", "|---|---|---|---|"]
+    lines += [f"| {name} | {goal} | {_fmt(f)} | {_fmt(g)} |" for name, goal, f, g in floor_figures(systems)]
+    return lines
+
+
 # ---------------------------------------------------------------- detail table
 ROWS = [  # (label, path within a system, lower is better)
     ("exec → first successful request, median (s)", ("startup", "ready_s")),
@@ -266,22 +313,26 @@ def markdown(report: dict) -> str:
               "Direct = load generator straight to the fake backend (OpenAI route: its /v1/chat/completions; "
               "Ollama route: its native /api/chat). litegate : LiteLLM is `1 : k` with k = LiteLLM / litegate; "
               "the last column says how many times better litegate's figure is (more req/s, fewer ms or MB).", "",
-              "| metric | direct | litegate | LiteLLM | litegate : LiteLLM | litegate better by |",
-              "|---|---|---|---|---|---|"]
+              "Floor = bench/floor.py, a bare aiohttp pass-through (OpenAI route only).", "",
+              "| metric | direct | floor | litegate | LiteLLM | litegate : LiteLLM | litegate better by |",
+              "|---|---|---|---|---|---|---|"]
+    fl = systems.get("floor")
 
     def row(label: str, path: tuple, route: str = "") -> str:
         a, b = _value(lg, path, route), _value(ll, path, route)
         ratio, better = _ratio(a, b, label)
-        return f"| {label} | {_fmt(_value(d, path, route))} | {_fmt(a)} | {_fmt(b)} | {ratio} | {better} |"
+        return (f"| {label} | {_fmt(_value(d, path, route))} | {_fmt(_value(fl, path, route))} | {_fmt(a)} "
+                f"| {_fmt(b)} | {ratio} | {better} |")
 
     lines += [row(label, path) for label, path in ROWS]
     for r in ROUTES:
-        lines.append(f"| **{r} route** | | | | | |")
+        lines.append(f"| **{r} route** | | | | | | |")
         lines += [row(label, path, r) for label, path in ROUTE_ROWS]
-    lines.append("| **Responses face (OpenAI route)** | | | | | |")
+    lines.append("| **Responses face (OpenAI route)** | | | | | | |")
     lines += [row(label, path) for label, path in FACE_ROWS]
-    lines.append("| **both routes** | | | | | |")
+    lines.append("| **both routes** | | | | | | |")
     lines += [row(label, path) for label, path in TAIL_ROWS]
+    lines += floor_markdown(systems)
     lines += shared_state.markdown(report.get("shared_state"))
     if meta.get("profile"):
         lines += ["", f"Profile of litegate under this run: `{meta['profile']}` (figures inflated by the profiler)."]

@@ -71,7 +71,7 @@ class Bench:
 
     async def gateway(self, name: str, argv_for, timeout_s: float, runs: int | None = None,
                       env: dict | None = None, profile_last: str | None = None,
-                      skip: tuple[str, ...] = ()) -> tuple[dict, procs.Proc]:
+                      skip: tuple[str, ...] = (), routes: tuple[str, ...] = scenarios.ROUTES) -> tuple[dict, procs.Proc]:
         """Time the start-ups, keep the last process, run every scenario against it."""
         port = procs.free_port()
         log_path = os.path.join(self.work, f"{name}.log")
@@ -91,8 +91,8 @@ class Bench:
         result["startup"], proc = await scenarios.startup(start, payload, self.scale, timeout_s, runs)
         _log(f"{name}: ready {result['startup']['ready_s']} s, idle RSS {result['startup']['idle_rss_mb']} MB")
         try:
-            result.update(await scenarios.run_all(Target(name, port, proc.pid, self.server_cpu), self.scale, _log,
-                                                  skip=skip))
+            result.update(await scenarios.run_all(Target(name, port, proc.pid, self.server_cpu, routes=routes),
+                                                  self.scale, _log, skip=skip))
         finally:
             result["exit_status"] = proc.stop(timeout=60)
         return result, proc
@@ -106,6 +106,15 @@ class Bench:
                                     env=env, profile_last=profile)
         if profile:
             res["profile"] = profile
+        return res
+
+    async def floor(self, fake: Target) -> dict:
+        """bench/floor.py: aiohttp's server and litegate's pool with nothing in between (OpenAI route)."""
+        def argv(port: int, _profile: str | None) -> list[str]:
+            return [sys.executable, "-m", "bench.floor", "--port", str(port), "--backend", f"http://127.0.0.1:{fake.port}"]
+
+        res, _ = await self.gateway("floor", argv, 30, routes=("openai",),
+                                    skip=("ollama_face", "anthropic_face", "responses_face", "memory_flat"))
         return res
 
     async def litellm(self, fake: Target) -> tuple[dict | None, dict]:
@@ -139,6 +148,12 @@ class Bench:
             if "direct" in wanted:
                 _log("direct path: load generator -> fake backend")
                 systems["direct"] = await scenarios.run_all(fake, self.scale, _log, skip=("memory_flat", "ollama_face"))
+            if "floor" in wanted:
+                try:
+                    systems["floor"] = await self.floor(fake)
+                except Exception as e:  # the floor is a reference line, never fatal
+                    systems["floor"] = {"error": f"{type(e).__name__}: {e}"}
+                    _log("floor FAILED:\n" + traceback.format_exc())
             if "litegate" in wanted:
                 try:
                     systems["litegate"] = await self.litegate(fake)
@@ -206,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     p.add_argument("--litellm", help="path to LiteLLM's `litellm` executable (enables the comparison)")
     p.add_argument("--litellm-install-log", help="shown in the report when LiteLLM is missing")
-    p.add_argument("--systems", default="direct,litegate,shared",
-                   help="comma list of direct, litegate, shared (litegate with and without Redis), litellm")
+    p.add_argument("--systems", default="direct,floor,litegate,shared",
+                   help="comma list of direct, floor (bench/floor.py: a bare aiohttp pass-through), litegate, "
+                        "shared (litegate with and without Redis), litellm")
     p.add_argument("--cprofile", action="store_true", help="profile litegate's measured run with cProfile")
     p.add_argument("--uvloop", action="store_true", help="run litegate on uvloop (must be importable)")
     p.add_argument("--keep-logs", action="store_true")

@@ -59,6 +59,7 @@ class Target:
     pid: int                  # the process whose RSS and CPU time are read
     cpu: int | None = None    # the CPU it is pinned to
     host: str = "127.0.0.1"
+    routes: tuple[str, ...] = ROUTES  # the floor (bench/floor.py) passes the OpenAI route only
 
     @property
     def gateway(self) -> bool:
@@ -123,7 +124,7 @@ async def startup(start: Callable[[], procs.Proc], payload: Callable[[procs.Proc
 # ---------------------------------------------------------------- latency at concurrency 1
 async def latency_c1(t: Target, scale: Scale) -> dict:
     out = {}
-    for route in ROUTES:
+    for route in t.routes:
         res = {}
         for stream in (False, True):
             payload = t.payload(route, stream)
@@ -150,7 +151,7 @@ async def _measured(t: Target, payload: bytes, concurrency: int, scale: Scale, s
 
 async def throughput(t: Target, scale: Scale) -> dict:
     out = {}
-    for route in ROUTES:
+    for route in t.routes:
         res = {}
         for c in (16, 64):
             res[f"c{c}"] = await _measured(t, t.payload(route), c, scale)
@@ -162,13 +163,13 @@ async def throughput(t: Target, scale: Scale) -> dict:
 async def delayed(t: Target, scale: Scale) -> dict:
     """Concurrency 16 against a backend that answers in --delay-ms: the CPU is mostly idle, so any
     latency the gateway adds beyond its own work is a queue (a pool, a lock, a timer, Nagle)."""
-    return {route: await _measured(t, t.payload(route, kind="delay"), 16, scale) for route in ROUTES}
+    return {route: await _measured(t, t.payload(route, kind="delay"), 16, scale) for route in t.routes}
 
 
 async def paced(t: Target, scale: Scale) -> dict:
     """Time to first token at concurrency 1 when the backend sends one chunk every --pace-ms."""
     out = {}
-    for route in ROUTES:
+    for route in t.routes:
         payload = t.payload(route, stream=True, kind="paced")
         await loadgen.closed_loop(t.host, t.port, payload, concurrency=1, stream=True,
                                   max_requests=max(3, scale.paced_requests // 10))
@@ -183,9 +184,9 @@ async def memory_flat(t: Target, scale: Scale) -> dict:
     """RSS after a warm-up vs after many more requests (both routes, concurrency 16)."""
     async def load(n: int) -> int:
         sent = 0
-        for route in ROUTES:
+        for route in t.routes:
             run = await loadgen.closed_loop(t.host, t.port, t.payload(route), concurrency=16,
-                                            max_requests=n // len(ROUTES), duration_s=scale.flat_cap_s / len(ROUTES))
+                                            max_requests=n // len(t.routes), duration_s=scale.flat_cap_s / len(t.routes))
             sent += run.n + run.errors
         return sent
 
@@ -203,7 +204,7 @@ async def memory_flat(t: Target, scale: Scale) -> dict:
 # ---------------------------------------------------------------- many slow streams
 async def held_streams(t: Target, scale: Scale) -> dict:
     out = {}
-    for route in ROUTES:
+    for route in t.routes:
         peak = [0.0]
         stop = asyncio.Event()
 
@@ -243,7 +244,7 @@ async def ollama_face(t: Target, scale: Scale) -> dict:
     if t.name != "litegate":
         return {"skipped": "only litegate serves Ollama's API"}
     out = {}
-    for route in ROUTES:
+    for route in t.routes:
         res = {"v1_c16": await _measured(t, t.payload(route), 16, scale),
                "api_c16": await _measured(t, t.payload(route, face="ollama"), 16, scale),
                "v1_stream_c16": await _measured(t, t.payload(route, stream=True), 16, scale, stream=True),
@@ -265,7 +266,7 @@ async def anthropic_face(t: Target, scale: Scale) -> dict:
     if t.name != "litegate":
         return {"skipped": "only litegate serves Anthropic's API here"}
     out = {}
-    for route in ROUTES:
+    for route in t.routes:
         out[route] = {
             "v1_c16": await _measured(t, t.payload(route), 16, scale),
             "messages_c16": await _measured(t, t.payload(route, face="anthropic"), 16, scale),

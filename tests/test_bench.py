@@ -54,6 +54,9 @@ def test_tiny_run_writes_every_section(tiny_run):
         runs = lg["anthropic_face"][route]
         assert {"v1_c16", "messages_c16", "v1_stream_c16", "messages_stream_c16"} <= set(runs)
         assert runs["messages_c16"]["errors"] == 0 and runs["messages_stream_c16"]["errors"] == 0
+    floor = report["systems"]["floor"]  # the bare pass-through beside litegate, OpenAI route only
+    assert {"startup", *SYSTEM_SECTIONS} <= set(floor), floor.get("error")
+    assert floor["throughput"]["openai"]["c16"]["errors"] == 0 and "ollama" not in floor["throughput"]
     for face in ("chat", "responses"):  # the Responses face beside chat, same backend, none failing
         runs = lg["responses_face"][face]
         assert {"nonstream", "stream"} <= set(runs) and "cpu_ms_per_req" in runs["nonstream"]
@@ -67,7 +70,7 @@ def test_every_target_line_has_a_verdict(tiny_run):
     assert len(report["targets"]) >= 10
     assert {t["status"] for t in report["targets"]} <= {"PASS", "MISS", "n/a"}
     md = (out / "latest.md").read_text()
-    assert "## Targets" in md and "## All figures" in md
+    assert "## Targets" in md and "## All figures" in md and "## The floor (OpenAI route)" in md
     assert len(list(out.glob("*.json"))) == 2 and len(list(out.glob("*.md"))) == 2  # <timestamp> + latest
 
 
