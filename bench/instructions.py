@@ -57,8 +57,9 @@ async def _main(a: argparse.Namespace) -> int:
     if a.root:
         env["PYTHONPATH"] = os.path.abspath(a.root) + os.pathsep + os.environ.get("PYTHONPATH", "")
     out = os.path.join(work, "cg.out")
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
-            sys.executable, "-m", "litegate", "serve", "--config", cfg, "--port", str(port)]
+    server = (["-m", "bench.floor", "--port", str(port), "--backend", f"http://127.0.0.1:{fake_port}"] if a.floor
+              else ["-m", "litegate", "serve", "--config", cfg, "--port", str(port)])
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", sys.executable, *server]
     # `python -m` puts the working directory first on sys.path: run in the checkout being measured.
     lg = procs.launch("litegate", argv, port, os.path.join(work, "litegate.log"), None, env,
                       cwd=os.path.abspath(a.root) if a.root else None)
@@ -67,7 +68,7 @@ async def _main(a: argparse.Namespace) -> int:
         t = Target("litegate", port, lg.pid)
         await procs.wait_ready(lg, t.payload("openai"), 600)
         for face, route, stream in SCENARIOS:
-            if face not in a.faces.split(","):
+            if face not in a.faces.split(",") or (a.floor and route != "openai"):
                 continue
             payload = t.payload(route, stream, face=face)
             await loadgen.closed_loop(t.host, port, payload, concurrency=1, stream=stream, max_requests=a.warmup)
@@ -80,7 +81,7 @@ async def _main(a: argparse.Namespace) -> int:
             dumps = [f for f in glob.glob(out + ".*") if os.path.getsize(f)]
             total = sum(_total(f) for f in dumps)
             mode = "stream" if stream else "nonstream"
-            print(f"{face:10} {route:7} {mode:9} {total / max(1, run.n) / 1e6:8.3f} M instructions/request "
+            print(f"{'floor' if a.floor else face:10} {route:7} {mode:9} {total / max(1, run.n) / 1e6:8.3f} M instructions/request "
                   f"({run.n} requests, {run.errors} errors)", flush=True)
     finally:
         lg.stop(timeout=120)
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--root", help="checkout whose litegate to run (default: this one)")
     p.add_argument("--faces", default="openai", help="comma list of faces to measure")
+    p.add_argument("--floor", action="store_true",
+                   help="measure bench/floor.py (a bare aiohttp pass-through, OpenAI route) instead of litegate")
     a = p.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)

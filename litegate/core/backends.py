@@ -31,13 +31,20 @@ class _Live:
     in_flight: int = 0
     waiters: deque = field(default_factory=deque)
     latencies: deque = field(default_factory=lambda: deque(maxlen=_WINDOW))
-    p50_ms: float | None = None
+    _p50: float | None = None  # of `latencies`, worked out when read after a change (None: stale)
     failures: int = 0
     cooling_until: float = 0.0
     last_error: str | None = None
     requests: int = 0
     errors: int = 0
     loaded: bool | None = None
+
+    @property
+    def p50_ms(self) -> float | None:
+        if self._p50 is None and self.latencies:
+            ordered = sorted(self.latencies)
+            self._p50 = ordered[len(ordered) // 2]
+        return self._p50
 
 
 class Lease:
@@ -118,8 +125,7 @@ class Backends:
         live.requests += 1
         live.failures = 0
         live.latencies.append(latency_ms)
-        ordered = sorted(live.latencies)
-        live.p50_ms = ordered[len(ordered) // 2]
+        live._p50 = None  # sorted again only when the router or the dashboard asks
 
     def failed(self, cfg: Config, d: Deployment, err: GatewayError) -> None:
         """Count a deployment-level failure; enough in a row cool the deployment down."""

@@ -5,7 +5,7 @@ the server-side tool loop). Pure and per-request.
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,8 @@ from litegate.wire import (
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + os.urandom(16).hex()
+    """Unique, not secret: the random module's generator, no system call."""
+    return f"chatcmpl-{random.getrandbits(128):032x}"
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ HTTP exception and unexpected exception leaves in the shape of the face the requ
 from __future__ import annotations
 
 import asyncio
-import os
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -40,7 +40,7 @@ _MAX_MESSAGE = 2000
 @web.middleware
 async def context_middleware(request: web.Request, handler) -> web.StreamResponse:
     given = request.headers.get("x-request-id", "")
-    request_id = given if _REQUEST_ID.fullmatch(given) else "req_" + os.urandom(16).hex()
+    request_id = given if _REQUEST_ID.fullmatch(given) else f"req_{random.getrandbits(128):032x}"  # unique, not secret
     call = Call(cfg=request.app[HOLDER].current, request_id=request_id, headers=request.headers,
                 face=surface_for(request.path).name)
     request[CALL] = call
