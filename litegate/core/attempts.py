@@ -97,10 +97,12 @@ async def request(svc: Services, call: Call, plan: Plan, build: Build,
 
 
 async def stream(svc: Services, call: Call, plan: Plan, build: Build,
-                 parse: Callable[[Provider, AsyncIterator[bytes], Deployment], AsyncIterator],
-                 stack: AsyncExitStack) -> AsyncIterator[StreamEvent]:
-    """The events of the first deployment that answers (parse(p, frames, d) reads them); its connection
-    and slot then belong to `stack`."""
+                 parse: Callable[[Provider, AsyncIterator[bytes], Deployment], AsyncIterator]
+                 ) -> AsyncIterator[StreamEvent]:
+    """The events of the first deployment that answers (parse(p, frames, d) reads them). Its connection
+    and slot are held until this generator ends or is closed (aclosing); after the first event a value
+    the provider could not make sense of (a bug's exception) is an upstream error naming the deployment,
+    like any other fault of its stream."""
 
     async def attempt(d: Deployment, p: Provider) -> tuple[AsyncIterator[StreamEvent], StreamEvent, Deployment]:
         mine = AsyncExitStack()
@@ -127,8 +129,16 @@ async def stream(svc: Services, call: Call, plan: Plan, build: Build,
         stack.push_async_exit(mine)
         return events, first, d
 
-    events, first, d = await walk(svc, call, plan, attempt, hold=stack)
-    return _chain(first, events, d)
+    async with AsyncExitStack() as stack:
+        events, first, d = await walk(svc, call, plan, attempt, hold=stack)
+        yield first
+        try:
+            async for ev in events:
+                yield ev
+        except GatewayError as e:
+            raise named(d, e) from None
+        except Exception as e:
+            raise unreadable(d, e) from None
 
 
 def _reply_cap(call: Call) -> int:
@@ -145,19 +155,6 @@ def named(d: Deployment, e: GatewayError) -> GatewayError:
 def unreadable(d: Deployment, e: Exception) -> UpstreamError:
     return UpstreamError(f"deployment {d.id} sent a reply litegate could not read ({type(e).__name__}: "
                          f"{' '.join(str(e).split())[:200]})")
-
-
-async def _chain(first: StreamEvent, rest: AsyncIterator[StreamEvent], d: Deployment) -> AsyncIterator[StreamEvent]:
-    """The first event, then the rest; a value the provider could not make sense of (a bug's exception)
-    is an upstream error naming the deployment, like any other fault of its stream."""
-    yield first
-    try:
-        async for ev in rest:
-            yield ev
-    except GatewayError as e:
-        raise named(d, e) from None
-    except Exception as e:
-        raise unreadable(d, e) from None
 
 
 async def complete(svc: Services, call: Call, plan: Plan, req: ChatRequest) -> ChatCompletion:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 
 import msgspec
 from msgspec import UNSET
@@ -76,8 +76,8 @@ async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest,
     return msgspec.structs.replace(result, model=req.model, memo=UNSET)
 
 
-async def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,
-                        native: NativeRequest | None = None) -> AsyncIterator[StreamEvent | bytes]:
+def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,
+                  native: NativeRequest | None = None) -> AsyncIterator[StreamEvent | bytes]:
     """One model call, streamed, with retries and fallbacks until its first event."""
     face = native.face if native else None
 
@@ -85,9 +85,7 @@ async def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,
         row = passthrough(d, face)
         return row.relay(frames, d, native) if row else p.parse_chat_stream(frames, d)
 
-    async with AsyncExitStack() as stack:
-        async for ev in await attempts.stream(svc, call, plan, _builder(svc, call, req, native), parse, stack):
-            yield ev
+    return attempts.stream(svc, call, plan, _builder(svc, call, req, native), parse)
 
 
 def _builder(svc: Services, call: Call, req: ChatRequest, native: NativeRequest | None):
@@ -265,9 +263,9 @@ async def completion_events(svc: Services, call: Call, plan: Plan, req: Completi
     async def build(d: Deployment, p: Provider) -> UpstreamRequest:
         return _require(p, "/v1/completions", d, p.build_completion)(req, d)
 
-    async with AsyncExitStack() as stack:
-        parse = lambda p, frames, d: p.parse_completion_stream(frames, d)  # noqa: E731
-        async for ev in await attempts.stream(svc, call, plan, build, parse, stack):
+    parse = lambda p, frames, d: p.parse_completion_stream(frames, d)  # noqa: E731
+    async with aclosing(attempts.stream(svc, call, plan, build, parse)) as events:
+        async for ev in events:
             if type(ev) is UsageEvent:
                 call.usage = ev.usage
             yield ev

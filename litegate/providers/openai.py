@@ -164,22 +164,21 @@ def parse_chat(body: bytes, target: Deployment) -> ChatCompletion:
     return ChatCompletion("", 0, target.name, choices, usage=_usage(reply.usage))
 
 
-async def _replies(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[_Reply | None]:
-    """Each chunk decoded; None for `[DONE]`; an error payload mid-stream raises."""
-    async for frame in frames:
-        if frame == b"[DONE]":
-            yield None
-            return
-        reply = _decode(frame, target)
-        if reply.error is not None:
-            raise StreamInterrupted(f"backend error mid-stream: {error_text(frame, ('error', 'message'), ('error',))}")
-        yield reply
+def _frame(frame: bytes, target: Deployment) -> _Reply | None:
+    """One stream chunk decoded; None for `[DONE]`; an error payload mid-stream raises."""
+    if frame == b"[DONE]":
+        return None
+    reply = _decode(frame, target)
+    if reply.error is not None:
+        raise StreamInterrupted(f"backend error mid-stream: {error_text(frame, ('error', 'message'), ('error',))}")
+    return reply
 
 
 async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
     seen: set[int] = set()
     finished = False
-    async for reply in _replies(frames, target):
+    async for frame in frames:
+        reply = _frame(frame, target)
         if reply is None:
             yield Finish(None)
             return
@@ -260,7 +259,8 @@ def parse_completion(body: bytes, target: Deployment) -> TextCompletion:
 
 async def parse_completion_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
     finished = False
-    async for reply in _replies(frames, target):
+    async for frame in frames:
+        reply = _frame(frame, target)
         if reply is None:
             yield Finish(None)
             return
