@@ -160,7 +160,16 @@ class Run:
     elapsed: float = 0.0
     latency: list[float] = field(default_factory=list)
     ttft: list[float] = field(default_factory=list)
+    ends: list[float] = field(default_factory=list)  # when each answer ended (perf counter)
     first_error: str | None = None
+
+    def bunched(self, within_s: float = 0.0005) -> float | None:
+        """Share of answers that ended within `within_s` of the one before: near 0 when answers arrive
+        evenly, near 1 when they come in bursts that a one-core gateway must serve one after another."""
+        ends = sorted(self.ends)
+        if len(ends) < 2:
+            return None
+        return round(sum(b - a < within_s for a, b in zip(ends, ends[1:])) / (len(ends) - 1), 3)
 
     def summary(self, stream: bool = False) -> dict:
         out = {"n": self.n, "errors": self.errors, "elapsed_s": round(self.elapsed, 3),
@@ -211,6 +220,7 @@ async def closed_loop(host: str, port: int, payload: bytes, *, concurrency: int,
                 continue
             run.n += 1
             run.latency.append(t1 - t0)
+            run.ends.append(t1)
             if stream:
                 run.events += r.events
                 run.ttft.append((r.first or t1) - t0)

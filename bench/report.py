@@ -208,6 +208,7 @@ ROUTE_ROWS = [
     ("c=1 paced stream TTFT p50 / p99 (ms)", ("paced", "{r}", ("ttft_p50_ms", "ttft_p99_ms"))),
     ("c=16, backend 50 ms: p50 / p99 (ms)", ("delayed", "{r}", ("p50_ms", "p99_ms"))),
     ("c=16, backend 50 ms: req/s, gateway CPU busy", ("delayed", "{r}", ("rps", "cpu_util"))),
+    ("c=16, backend 50 ms: share of answers ending < 0.5 ms after the previous", ("delayed", "{r}", "bunched")),
     ("c=16 req/s", ("throughput", "{r}", "c16", "rps")),
     ("c=16 p50 / p99 (ms)", ("throughput", "{r}", "c16", ("p50_ms", "p99_ms"))),
     ("c=16 CPU per request (ms)", ("throughput", "{r}", "c16", "cpu_ms_per_req")),

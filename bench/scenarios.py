@@ -138,13 +138,16 @@ async def latency_c1(t: Target, scale: Scale) -> dict:
 
 
 # ---------------------------------------------------------------- throughput
-async def _measured(t: Target, payload: bytes, concurrency: int, scale: Scale, stream: bool = False) -> dict:
+async def _measured(t: Target, payload: bytes, concurrency: int, scale: Scale, stream: bool = False,
+                    bunched: bool = False) -> dict:
     await loadgen.closed_loop(t.host, t.port, payload, concurrency=concurrency, stream=stream, duration_s=scale.warm_s)
     window = procs.Window(t.pid, t.cpu)
     run = await loadgen.closed_loop(t.host, t.port, payload, concurrency=concurrency, stream=stream,
                                     duration_s=scale.tput_s)
     out = run.summary(stream)
     out.update(window.close(run.n))
+    if bunched:
+        out["bunched"] = run.bunched()
     out["rss_mb"] = procs.rss_mb(t.pid)
     return out
 
@@ -162,8 +165,9 @@ async def throughput(t: Target, scale: Scale) -> dict:
 
 async def delayed(t: Target, scale: Scale) -> dict:
     """Concurrency 16 against a backend that answers in --delay-ms: the CPU is mostly idle, so any
-    latency the gateway adds beyond its own work is a queue (a pool, a lock, a timer, Nagle)."""
-    return {route: await _measured(t, t.payload(route, kind="delay"), 16, scale) for route in t.routes}
+    latency the gateway adds beyond its own work is a queue (a pool, a lock, a timer, Nagle, or the
+    answers arriving in bursts: `bunched` is the share that ended within 0.5 ms of the one before)."""
+    return {route: await _measured(t, t.payload(route, kind="delay"), 16, scale, bunched=True) for route in t.routes}
 
 
 async def paced(t: Target, scale: Scale) -> dict:

@@ -49,6 +49,7 @@ def test_tiny_run_writes_every_section(tiny_run):
         assert lg["ollama_face"][route]["api_c16"]["errors"] == 0  # /api/chat answered on both routes
         assert lg["paced"][route]["n"] > 0 and lg["paced"][route]["ttft_p50_ms"] is not None
         assert lg["delayed"][route]["n"] > 0 and "cpu_util" in lg["delayed"][route]
+        assert 0 <= lg["delayed"][route]["bunched"] <= 1  # a share, measured from the answers' end times
     assert {"rss_after_warmup_mb", "rss_after_mb", "delta_mb", "requests"} <= set(lg["memory_flat"])
     for route in ROUTES:  # the Anthropic face beside the OpenAI face, same backend, streams ended properly
         runs = lg["anthropic_face"][route]
