@@ -218,7 +218,6 @@ POLICY_CODES = frozenset({"rate_limit_requests", "rate_limit_tokens", "concurren
 BACKEND_CODES = frozenset({"upstream_error", "backend_unavailable", "backend_timeout", "stream_interrupted",
                            "server_is_overloaded", "backend_auth_error", "deployment_at_capacity",
                            "rate_limit_exceeded"})
-ERROR_CLASSES = ("backend", "policy", "client")
 
 
 def error_class(status: int, code: str | None) -> str | None:

@@ -79,7 +79,7 @@ async def test_max_parallel_queues_then_429(ollama, gateway):
     await running.content.readuntil(b"\n\n")
     queued = asyncio.ensure_future(ask(client, stream=True))
     backends = client.server.app[appkeys.SERVICES].backends
-    while not backends.queued(client.server.app[appkeys.HOLDER].current.models[0].id):
+    while not backends.report(client.server.app[appkeys.HOLDER].current)[0]["queued"]:
         await asyncio.sleep(0.005)
     refused = await ask(client)
     assert refused.status == 429 and refused.headers["retry-after"] == "1"

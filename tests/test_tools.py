@@ -15,7 +15,7 @@ from aiohttp import web
 
 from litegate.tools import SearchCache, SearchResult, ToolError, fetch_url, render_page, render_results
 from litegate.tools import render as R
-from litegate.tools.fetch_page import html_to_text, html_to_text_async
+from litegate.tools.fetch_page import html_to_text_async
 from litegate.tools.search import searxng_search, serper_search
 from litegate.upstream import fetch_session
 from tests.fakes import searxng as fake_searxng
@@ -515,11 +515,12 @@ async def test_html_parsing_yields_to_the_loop():
     assert text == "end" and ticks - before >= 10
 
 
-def test_html_edge_cases():
+async def test_html_edge_cases():
     """Unclosed skipped elements swallow only their subtree; nested same-name tags are counted;
     a self-closed svg hides nothing; headers outside articles are chrome."""
-    title, text = html_to_text("<div><nav><div>menu</div></nav>kept</div><svg/>after"
-                               "<div aria-hidden=true><div>x</div>y</div>z<header>banner</header>")
+    title, text = await html_to_text_async("<div><nav><div>menu</div></nav>kept</div><svg/>after"
+                                           "<div aria-hidden=true><div>x</div>y</div>z<header>banner</header>",
+                                           10_000)
     assert (title, text) == ("", "kept\nafter\nz")
 
 

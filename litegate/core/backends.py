@@ -116,9 +116,6 @@ class Backends:
                 return
         live.in_flight = max(0, live.in_flight - 1)
 
-    def queued(self, dep_id: str) -> int:
-        return len(self._get(dep_id).waiters)
-
     # ------------------------------------------------------------ outcomes
     def succeeded(self, d: Deployment, latency_ms: float) -> None:
         live = self._get(d.id)

@@ -13,8 +13,6 @@ from litegate.core.limits import day_of, month_of
 from litegate.state.base import Seed
 from litegate.state.layout import DAY_TTL_S, DIMENSIONS, FIELDS, HOUR, MONTH_TTL_S, USAGE_TTL_S, Layout, hour_of
 
-GROUPS = (None, *DIMENSIONS)
-
 
 def hours(since: float, until: float) -> list[int]:
     """The hour buckets that overlap [since, until): team usage is counted per hour."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 
 import aiohttp
@@ -22,7 +21,7 @@ from litegate.upstream import FetchRefused, fetch, media_type
 from litegate.tools.errors import ToolError
 from litegate.tools.render import clip, render_page
 
-__all__ = ["fetch_url", "html_to_text", "html_to_text_async", "render_page"]
+__all__ = ["fetch_url", "html_to_text_async", "render_page"]
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/x-markdown", "application/json"})
@@ -145,33 +144,20 @@ def _hidden(attrs: list[tuple[str, str | None]]) -> bool:
     return False
 
 
-def _parse(parser: _Extractor, html: str, max_chars: int | None) -> Iterator[None]:
-    """Feed the parser slice by slice, pausing after each, until the text budget is met."""
+async def html_to_text_async(html: str, max_chars: int) -> tuple[str, str]:
+    """(title, readable text), parsing stopped once max_chars of text are collected. The parser is fed
+    slice by slice, yielding to the loop between slices: a tag-heavy page (megabytes of hidden
+    markup) costs seconds of parsing, which must not stall every other request."""
+    parser = _Extractor()
     try:
         for start in range(0, len(html), _FEED):
             parser.feed(html[start:start + _FEED])
-            if max_chars is not None and parser.chars > max_chars:
-                return
-            yield
+            if parser.chars > max_chars:
+                return parser.finish()
+            await asyncio.sleep(0)
         parser.close()
     except (AssertionError, ValueError):
         pass  # html.parser gave up on broken markup: keep what it read so far
-
-
-def html_to_text(html: str, max_chars: int | None = None) -> tuple[str, str]:
-    """(title, readable text). Parsing stops once max_chars of text are collected."""
-    parser = _Extractor()
-    for _ in _parse(parser, html, max_chars):
-        pass
-    return parser.finish()
-
-
-async def html_to_text_async(html: str, max_chars: int) -> tuple[str, str]:
-    """html_to_text yielding to the loop between slices: a tag-heavy page (megabytes of hidden
-    markup) costs seconds of parsing, which must not stall every other request."""
-    parser = _Extractor()
-    for _ in _parse(parser, html, max_chars):
-        await asyncio.sleep(0)
     return parser.finish()
 
 

@@ -12,9 +12,5 @@ from __future__ import annotations
 from litegate.surfaces.base import Surface
 from litegate.surfaces.ollama.reply import render_error
 
-# What /api/version reports: a real Ollama release, since Copilot refuses servers older than
-# 0.6.4 and Open WebUI parses it as dotted integers.
-OLLAMA_VERSION = "0.12.10"
-
 SURFACE = Surface(name="ollama", render_error=render_error, missing_key_hint=(
     "; or, for Ollama apps that cannot send a key, list this client's network ({remote}) in auth.trusted_networks"))

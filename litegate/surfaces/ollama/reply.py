@@ -76,7 +76,3 @@ def render_error(err: GatewayError) -> tuple[int, bytes]:
     (400 bad request, 404 unknown model, 500/503 backend trouble) and adds what a gateway has
     (401/403 keys, 429 limits, 502/504 backend down or slow; ollama.md §8.8)."""
     return err.status, orjson.dumps({"error": err.message})
-
-
-def error_body(message: str) -> bytes:
-    return orjson.dumps({"error": message})
