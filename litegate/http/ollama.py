@@ -12,7 +12,9 @@ are `name:tag` here: `gpt:latest` means the configured `gpt`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from functools import partial
 
 import msgspec
 import orjson
@@ -76,28 +78,21 @@ async def ps(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- chat and generate
-async def chat(request: web.Request) -> web.StreamResponse:
-    return await _answer(request, face.chat(await request.read()))
-
-
-async def generate(request: web.Request) -> web.StreamResponse:
-    return await _answer(request, face.generate(await request.read()))
-
-
-async def _answer(request: web.Request, inbound: face.Inbound) -> web.StreamResponse:
+async def answer(decode: Callable[[bytes], face.Inbound], request: web.Request) -> web.StreamResponse:
+    """/api/chat and /api/generate (`decode` reads the one or the other body)."""
+    inbound = decode(await request.read())
     call = request[CALL]
     svc = request.app[SERVICES]
     name = _name(call.cfg, inbound.model)
     req = msgspec.structs.replace(inbound.chat, model=name)
-    path = "/api/chat" if inbound.kind == "chat" else "/api/generate"
     if inbound.load is not None:  # reaches a real Ollama, so Open WebUI's unload really frees the memory
         planning.resolve(call.cfg, edge.principal_of(request), name)  # 404 / 403 as for an answer
         d = catalog.first_deployment(call.cfg, name)
-        own = NativeRequest("ollama", _not_streamed(inbound.raw), inbound.model, path)
+        own = NativeRequest("ollama", _not_streamed(inbound.raw), inbound.model, request.path)
         body = await gateway.relayed(svc, d, own) if d is not None else None
         return edge.reply(call, body if body is not None else reply.loaded(inbound.kind, inbound.model, inbound.load))
     call, plan = await edge.admit(request, "chat", name, req, stream=inbound.stream)
-    own = NativeRequest("ollama", inbound.raw, inbound.model, path, required=inbound.native_only)
+    own = NativeRequest("ollama", inbound.raw, inbound.model, request.path, required=inbound.native_only)
     timing = _timing(request)
     chat_kind = inbound.kind == "chat"
     if inbound.stream:
@@ -116,15 +111,9 @@ def _not_streamed(raw: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------- embeddings
-async def embed(request: web.Request) -> web.Response:
-    return await _embed(request, face.embed(await request.read()))
-
-
-async def embeddings(request: web.Request) -> web.Response:
-    return await _embed(request, face.embeddings(await request.read()))
-
-
-async def _embed(request: web.Request, ec: face.EmbedCall) -> web.Response:
+async def embed(decode: Callable[[bytes], face.EmbedCall], request: web.Request) -> web.Response:
+    """/api/embed and /api/embeddings (`decode` reads the one or the other body)."""
+    ec = decode(await request.read())
     call = request[CALL]
     timing = _timing(request)
     name = _name(call.cfg, ec.model)
@@ -191,10 +180,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/tags", tags)
     app.router.add_post("/api/show", show)
     app.router.add_get("/api/ps", ps)
-    app.router.add_post("/api/chat", chat)
-    app.router.add_post("/api/generate", generate)
-    app.router.add_post("/api/embed", embed)
-    app.router.add_post("/api/embeddings", embeddings)
+    app.router.add_post("/api/chat", partial(answer, face.chat))
+    app.router.add_post("/api/generate", partial(answer, face.generate))
+    app.router.add_post("/api/embed", partial(embed, face.embed))
+    app.router.add_post("/api/embeddings", partial(embed, face.embeddings))
     for path in ("/api/pull", "/api/push", "/api/create", "/api/copy"):
         app.router.add_post(path, manage)
     app.router.add_delete("/api/delete", manage)

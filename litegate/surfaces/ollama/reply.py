@@ -15,7 +15,7 @@ from msgspec import UNSET
 from litegate.errors import GatewayError
 from litegate.wire import ChatCompletion
 from litegate.surfaces.ollama.stream import (
-    ChatLine, GenerateLine, OutCall, OutFunction, OutMessage, arguments_object, done_reason, final_line,
+    OutCall, OutFunction, OutMessage, arguments_object, final_line,
 )
 from litegate.surfaces.ollama.timing import Timing, now
 
@@ -30,18 +30,16 @@ def chat(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
     if m.tool_calls:
         message.tool_calls = [OutCall(c.id, OutFunction(c.function.name, arguments_object(c.function.arguments), n))
                               for n, c in enumerate(m.tool_calls)]
-    line = ChatLine(model=model, created_at=now(), message=message, done=True,
-                    done_reason=done_reason(choice.finish_reason))
-    return final_line(line, timing, completion.usage or None)
+    return final_line(timing, completion.usage or None, choice.finish_reason, model=model, created_at=now(),
+                      message=message)
 
 
 def generate(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
     timing.mark()
     choice = completion.choices[0]
     thinking = choice.message.reasoning_content or UNSET  # left out when empty, as Ollama leaves it out
-    line = GenerateLine(model=model, created_at=now(), response=choice.message.content or "", thinking=thinking,
-                        done=True, done_reason=done_reason(choice.finish_reason))
-    return final_line(line, timing, completion.usage or None)
+    return final_line(timing, completion.usage or None, choice.finish_reason, model=model, created_at=now(),
+                      response=choice.message.content or "", thinking=thinking)
 
 
 def loaded(kind: str, model: str, reason: str) -> bytes:

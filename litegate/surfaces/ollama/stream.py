@@ -46,24 +46,13 @@ class OutMessage(msgspec.Struct):
     tool_calls: list[OutCall] | UnsetType = UNSET
 
 
-class ChatLine(msgspec.Struct, kw_only=True):
+class Line(msgspec.Struct, kw_only=True):
+    """A line built whole: /api/chat's carry `message`, /api/generate's `response` (and `thinking`)."""
+
     model: str
     created_at: str
-    message: OutMessage
-    done: bool = False
-    done_reason: str | UnsetType = UNSET
-    total_duration: int | UnsetType = UNSET
-    load_duration: int | UnsetType = UNSET
-    prompt_eval_count: int | UnsetType = UNSET
-    prompt_eval_duration: int | UnsetType = UNSET
-    eval_count: int | UnsetType = UNSET
-    eval_duration: int | UnsetType = UNSET
-
-
-class GenerateLine(msgspec.Struct, kw_only=True):
-    model: str
-    created_at: str
-    response: str = ""
+    message: OutMessage | UnsetType = UNSET
+    response: str | UnsetType = UNSET
     thinking: str | UnsetType = UNSET
     done: bool = False
     done_reason: str | UnsetType = UNSET
@@ -94,10 +83,9 @@ def arguments_object(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def final_line(line: ChatLine | GenerateLine, timing: Timing, usage: Usage | None) -> bytes:
-    """The done line: the struct's fields, then the metrics (all six, as integers)."""
-    timing.fill(line, usage)
-    return _encode(line) + b"\n"
+def final_line(timing: Timing, usage: Usage | None, finish_reason: str | None, **fields: Any) -> bytes:
+    """The done line: the answer's fields, then done_reason and the metrics (all six, as integers)."""
+    return _encode(Line(**fields, done=True, done_reason=done_reason(finish_reason), **timing.metrics(usage))) + b"\n"
 
 
 def error_line(err: GatewayError) -> bytes:
@@ -182,7 +170,7 @@ class ChatStreamWriter(_Writer):
 
     def _line(self, message: OutMessage) -> bytes:
         self.timing.mark()
-        return _encode(ChatLine(model=self.model, created_at=self.stamp(), message=message)) + b"\n"
+        return _encode(Line(model=self.model, created_at=self.stamp(), message=message)) + b"\n"
 
     def _call(self, ev: ToolCallDelta) -> None:
         self.calls.add(ev)
@@ -199,11 +187,8 @@ class ChatStreamWriter(_Writer):
     def finish(self) -> list[bytes]:
         if self.native:
             return []
-        out = self._flush_calls()
-        line = ChatLine(model=self.model, created_at=self.stamp(), message=OutMessage(), done=True,
-                        done_reason=done_reason(self.finish_reason))
-        out.append(final_line(line, self.timing, self.usage))
-        return out
+        return self._flush_calls() + [final_line(self.timing, self.usage, self.finish_reason, model=self.model,
+                                                 created_at=self.stamp(), message=OutMessage())]
 
 
 class GenerateStreamWriter(_Writer):
@@ -215,9 +200,8 @@ class GenerateStreamWriter(_Writer):
     def finish(self) -> list[bytes]:
         if self.native:
             return []
-        line = GenerateLine(model=self.model, created_at=self.stamp(), done=True,
-                            done_reason=done_reason(self.finish_reason))
-        return [final_line(line, self.timing, self.usage)]
+        return [final_line(self.timing, self.usage, self.finish_reason, model=self.model, created_at=self.stamp(),
+                           response="")]
 
 
 class RelayWriter:

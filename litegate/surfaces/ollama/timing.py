@@ -9,7 +9,6 @@ to the end is "evaluation" (ollama.md §8.5).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from litegate.wire import Usage
 
@@ -37,17 +36,6 @@ class Timing:
         """The first token (or the whole reply) has arrived."""
         if self.first is None:
             self.first = time.perf_counter_ns()
-
-    def fill(self, line: Any, usage: Usage | None) -> None:
-        """Set the six metrics on a done line (all present: clients read them without defaults)."""
-        end = time.perf_counter_ns()
-        first = self.first if self.first is not None else end
-        line.total_duration = end - self.start
-        line.load_duration = 0
-        line.prompt_eval_count = usage.prompt_tokens if usage else 0
-        line.prompt_eval_duration = first - self.start
-        line.eval_count = usage.completion_tokens if usage else 0
-        line.eval_duration = end - first
 
     def metrics(self, usage: Usage | None) -> dict[str, int]:
         """The six integers of Ollama's done line, all present (clients read them without defaults)."""
