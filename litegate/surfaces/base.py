@@ -14,11 +14,14 @@ returns; it adds keep-alive frames itself (`StreamWriter.keepalive`) while an an
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
+import orjson
 
 from litegate.errors import BadRequest, GatewayError
 from litegate.wire import StreamEvent, Usage
@@ -67,3 +70,32 @@ def decode(decoder, raw: bytes, what: str = "request body"):
         raise BadRequest(f"Invalid request: {text}", param=param) from None
     except msgspec.DecodeError as e:
         raise BadRequest(f"Invalid JSON body: {e}") from None
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """A model's tool-call arguments as an object ("" counts as `{}`); None when they are not one."""
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+TOKEN_PREFIX = "lg1."
+
+
+def token(data: bytes) -> str:
+    """litegate's own opaque token for `data` (a reasoning text, a search snippet, its thinking mark):
+    clients hand it back unchanged when they replay a conversation, and `untoken` reads it."""
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def untoken(text: str | None) -> bytes | None:
+    """The data inside one of litegate's tokens; None for anyone else's, an empty or a damaged one."""
+    if not text or not text.startswith(TOKEN_PREFIX):
+        return None
+    raw = text[len(TOKEN_PREFIX):]
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        return None

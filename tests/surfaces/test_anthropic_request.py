@@ -11,7 +11,7 @@ import pytest
 
 from litegate.errors import BadRequest
 from litegate.surfaces.anthropic import decoder, estimate, to_chat
-from litegate.surfaces.anthropic.blocks import encode_snippet
+from litegate.surfaces.base import token
 from litegate.surfaces.base import decode
 from litegate.wire import NamedToolChoice
 
@@ -151,7 +151,7 @@ def test_replayed_server_search_splits_the_assistant_turn():
             {"type": "text", "text": "Searching."},
             {"type": "server_tool_use", "id": "srvtoolu_lg1", "name": "web_search", "input": {"query": "oslo"}},
             {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_lg1", "content": [
-                {"type": "web_search_result", "url": "https://yr.no", "title": "Yr", "encrypted_content": encode_snippet("4 °C and rain"),
+                {"type": "web_search_result", "url": "https://yr.no", "title": "Yr", "encrypted_content": token("4 °C and rain".encode()),
                  "page_age": None}]},
             {"type": "text", "text": "It is 4 °C."}]},
         {"role": "user", "content": "thanks"}]))

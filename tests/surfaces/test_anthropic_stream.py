@@ -13,7 +13,7 @@ from litegate.errors import (
     StreamInterrupted, Unauthorized, UpstreamError, UpstreamTimeout, UpstreamUnavailable,
 )
 from litegate.surfaces.anthropic import PING, MessageBuilder, MessagesWriter, from_completion, render_error
-from litegate.surfaces.anthropic.request import decode_snippet
+from litegate.surfaces.base import untoken
 from litegate.wire import (
     ChatCompletion, Choice, Finish, OutFunction, OutMessage, OutToolCall, ReasoningDelta, Started, TextDelta,
     ToolCallDelta, Usage, UsageEvent, ServerToolCall, ServerToolResult,
@@ -211,7 +211,7 @@ def test_server_search_blocks_and_usage():
                                                   "web_search_tool_result", "text"]
     assert msg["content"][0]["input"] == {"query": "oslo"}
     hit = msg["content"][1]["content"][0]
-    assert hit["url"] == "https://yr.no" and decode_snippet(hit["encrypted_content"]) == "4 °C"
+    assert hit["url"] == "https://yr.no" and untoken(hit["encrypted_content"]) == "4 °C".encode()
     assert msg["content"][3]["content"] == {"type": "web_search_tool_result_error", "error_code": "too_many_requests"}
     assert msg["usage"]["server_tool_use"] == {"web_search_requests": 2, "web_fetch_requests": 0}
     assert msg["stop_reason"] == "end_turn"

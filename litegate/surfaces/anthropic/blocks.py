@@ -18,17 +18,17 @@ Rules it owns:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
 from typing import Any
 
+from litegate.surfaces.base import token
 from litegate.wire import (
     Finish, ReasoningDelta, ServerToolCall, ServerToolResult, Started, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
 
-SIGNATURE = "lg1." + base64.urlsafe_b64encode(b"litegate").decode().rstrip("=")  # marks litegate's thinking
+SIGNATURE = token(b"litegate")  # marks litegate's thinking
 SEARCH_ERRORS = frozenset({"unavailable", "max_uses_exceeded", "too_many_requests", "query_too_long",
                            "invalid_tool_input", "request_too_large"})
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens", "content_filter": "refusal",
@@ -47,11 +47,6 @@ def tool_id(call_id: str | None) -> str:
     if _ID_OK.fullmatch(call_id):
         return call_id
     return "toolu_lg" + hashlib.sha256(call_id.encode()).hexdigest()[:24]
-
-
-def encode_snippet(snippet: str) -> str:
-    """encrypted_content for a web_search_result: litegate's own token, read back on replay."""
-    return "lg1." + base64.urlsafe_b64encode(snippet.encode()).decode().rstrip("=")
 
 
 def stop_reason(reason: str | None, saw_tool: bool) -> str:
@@ -205,7 +200,7 @@ class Blocks:
             content: Any = {"type": "web_search_tool_result_error", "error_code": code}
         else:
             content = [{"type": "web_search_result", "url": r.get("url", ""), "title": r.get("title") or "",
-                        "encrypted_content": encode_snippet(r.get("snippet") or ""), "page_age": None}
+                        "encrypted_content": token((r.get("snippet") or "").encode()), "page_age": None}
                        for r in ev.results]
         self._start({"type": "web_search_tool_result", "tool_use_id": tool_id(ev.id), "content": content})
         self._stop()

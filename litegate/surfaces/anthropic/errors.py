@@ -31,11 +31,6 @@ def error_type(err: GatewayError) -> tuple[int, str]:
     return status, "api_error"
 
 
-def error_body(err: GatewayError) -> bytes:
-    _, kind = error_type(err)
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
-
-
 def render_error(err: GatewayError) -> tuple[int, bytes]:
     """The Surface contract's renderer: (HTTP status, JSON body) in Anthropic's shape."""
     status, kind = error_type(err)
@@ -44,4 +39,4 @@ def render_error(err: GatewayError) -> tuple[int, bytes]:
 
 def error_event(err: GatewayError) -> bytes:
     """The SSE frame that reports a failure after the 200 (the SDK raises on it)."""
-    return b"event: error\ndata: " + error_body(err) + b"\n\n"
+    return b"event: error\ndata: " + render_error(err)[1] + b"\n\n"

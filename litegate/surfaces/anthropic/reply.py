@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import orjson
-
+from litegate.surfaces.base import json_object
 from litegate.wire import ChatCompletion, StreamEvent, Usage
 from .blocks import SIGNATURE, Blocks, message_id, stop_reason, tool_id
 
@@ -48,7 +47,7 @@ class MessageBuilder(Blocks):
     def _stop(self) -> None:
         block = self.content[-1]
         if block["type"] in _INPUT_BLOCKS:
-            block["input"] = _object("".join(self._json))
+            block["input"] = json_object("".join(self._json)) or {}
 
     def feed(self, ev: StreamEvent) -> None:
         self._event(ev)
@@ -57,16 +56,6 @@ class MessageBuilder(Blocks):
         reason = self._end()
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
                 "content": self.content, "stop_reason": reason, "stop_sequence": None, "usage": self.final_usage()}
-
-
-def _object(text: str) -> dict[str, Any]:
-    if not text.strip():
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def from_completion(done: ChatCompletion, model: str, *, input_estimate: int = 0) -> dict[str, Any]:
@@ -83,7 +72,7 @@ def from_completion(done: ChatCompletion, model: str, *, input_estimate: int = 0
             content.append({"type": "text", "text": msg.content})
         for call in msg.tool_calls or ():
             content.append({"type": "tool_use", "id": tool_id(call.id), "name": call.function.name,
-                            "input": _object(call.function.arguments)})
+                            "input": json_object(call.function.arguments) or {}})
             calls += 1
     counts = Blocks(input_estimate)
     counts.usage = done.usage if isinstance(done.usage, Usage) else None

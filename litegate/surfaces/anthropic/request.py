@@ -21,6 +21,7 @@ import msgspec
 import orjson
 
 from litegate.errors import BadRequest
+from litegate.surfaces.base import untoken
 from litegate.surfaces.anthropic.body import (
     Block, InMessage, InTool, InToolChoice, Metadata, MessagesRequest, OutputConfig, Thinking,
 )
@@ -230,26 +231,16 @@ def _call(where: str, b: Block) -> ToolCall:
 
 def search_result_text(content: Union[str, list[Block], dict[str, Any], None]) -> str:
     """What a replayed web search found, as text for the model (snippets decoded from
-    encrypted_content, which litegate wrote itself; see stream.encode_snippet)."""
+    encrypted_content, which litegate wrote itself as a surfaces.base token; anyone else's reads as "")."""
     if isinstance(content, dict):
         return f"Web search failed: {content.get('error_code', 'unavailable')}"
     if not isinstance(content, list):
         return ""
     lines = []
     for r in content:
-        lines.append(f"{r.title or r.url}\n{r.url}\n{decode_snippet(r.encrypted_content or '')}".rstrip())
+        snippet = (untoken(r.encrypted_content) or b"").decode("utf-8", "replace")
+        lines.append(f"{r.title or r.url}\n{r.url}\n{snippet}".rstrip())
     return "\n\n".join(lines)
-
-
-def decode_snippet(token: str) -> str:
-    """The snippet inside litegate's `lg1.` encrypted_content; "" for anyone else's token."""
-    if not token.startswith("lg1."):
-        return ""
-    raw = token[4:]
-    try:
-        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        return ""
 
 
 def _check_tool_pairs(messages: list[InMessage]) -> None:

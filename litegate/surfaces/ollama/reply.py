@@ -14,8 +14,9 @@ from msgspec import UNSET
 
 from litegate.errors import GatewayError
 from litegate.wire import ChatCompletion
+from litegate.surfaces.base import json_object
 from litegate.surfaces.ollama.stream import (
-    OutCall, OutFunction, OutMessage, arguments_object, final_line,
+    OutCall, OutFunction, OutMessage, final_line,
 )
 from litegate.surfaces.ollama.timing import Timing, now
 
@@ -28,7 +29,7 @@ def chat(model: str, completion: ChatCompletion, timing: Timing) -> bytes:
     if m.reasoning_content:
         message.thinking = m.reasoning_content
     if m.tool_calls:
-        message.tool_calls = [OutCall(c.id, OutFunction(c.function.name, arguments_object(c.function.arguments), n))
+        message.tool_calls = [OutCall(c.id, OutFunction(c.function.name, json_object(c.function.arguments) or {}, n))
                               for n, c in enumerate(m.tool_calls)]
     return final_line(timing, completion.usage or None, choice.finish_reason, model=model, created_at=now(),
                       message=message)

@@ -23,6 +23,7 @@ from litegate.errors import GatewayError
 from litegate.wire import (
     Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent,
 )
+from litegate.surfaces.base import json_object
 from litegate.surfaces.ollama.timing import Stamp, Timing
 
 MEDIA_TYPE = "application/x-ndjson"
@@ -70,17 +71,6 @@ _encode = msgspec.json.Encoder().encode
 def done_reason(finish_reason: str | None) -> str:
     """OpenAI finish_reason -> Ollama done_reason: "stop" also after tool calls (mapping.md §7.2)."""
     return "length" if finish_reason == "length" else "stop"
-
-
-def arguments_object(arguments: str) -> dict[str, Any]:
-    """A call's JSON arguments as the object Ollama clients iterate (`{}` for none or for junk)."""
-    if not arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def final_line(timing: Timing, usage: Usage | None, finish_reason: str | None, **fields: Any) -> bytes:
@@ -179,7 +169,7 @@ class ChatStreamWriter(_Writer):
         """Every buffered call, whole, in one line (as Ollama sends them)."""
         if not self.calls:
             return []
-        calls = [OutCall(c.id or f"call_{n}", OutFunction(c.name, arguments_object("".join(c.parts)), n))
+        calls = [OutCall(c.id or f"call_{n}", OutFunction(c.name, json_object("".join(c.parts)) or {}, n))
                  for n, c in enumerate(self.calls.in_order())]
         self.calls = ToolCalls()
         return [self._line(OutMessage(tool_calls=calls))]

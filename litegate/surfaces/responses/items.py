@@ -10,8 +10,6 @@ carries text the same client was already shown as the reasoning summary.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,9 +17,8 @@ from dataclasses import dataclass
 import orjson
 
 from litegate.errors import GatewayError
+from litegate.surfaces.base import token, untoken
 from litegate.wire import Usage
-
-REASONING_TOKEN_PREFIX = "lg1."
 
 
 def new_id(prefix: str) -> str:
@@ -29,18 +26,14 @@ def new_id(prefix: str) -> str:
 
 
 def encode_reasoning(text: str) -> str:
-    raw = orjson.dumps({"t": text})
-    return REASONING_TOKEN_PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return token(orjson.dumps({"t": text}))
 
 
-def decode_reasoning(token: str | None) -> str | None:
+def decode_reasoning(encrypted: str | None) -> str | None:
     """Thinking text from one of our tokens; None for a foreign, empty or damaged one (dropped)."""
-    if not token or not token.startswith(REASONING_TOKEN_PREFIX):
-        return None
-    body = token[len(REASONING_TOKEN_PREFIX):]
     try:
-        value = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (binascii.Error, ValueError):
+        value = orjson.loads(untoken(encrypted) or b"null")
+    except orjson.JSONDecodeError:
         return None
     text = value.get("t") if isinstance(value, dict) else None
     return text if isinstance(text, str) and text else None

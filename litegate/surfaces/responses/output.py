@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from litegate.surfaces.base import json_object
 from litegate.surfaces.responses.items import ToolKind, encode_reasoning
 from litegate.surfaces.responses.types import CreateResponse
 from litegate.wire import Annotation
@@ -77,14 +76,6 @@ def response_object(response_id: str, created_at: int, status: str, echo: dict[s
 def cut_reason(finish_reason: str | None) -> str | None:
     """incomplete_details.reason for a finish_reason that cut the answer short (None: it completed)."""
     return {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish_reason or "")
-
-
-def json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(text or "{}")
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def echo_of(body: CreateResponse) -> dict[str, Any]:

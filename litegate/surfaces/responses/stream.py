@@ -30,9 +30,10 @@ from litegate.wire import (
     Citations, Finish, ReasoningDelta, ServerToolCall, ServerToolResult, StreamEvent, TextDelta, ToolCallDelta, Usage,
     UsageEvent,
 )
+from litegate.surfaces.base import json_object
 from litegate.surfaces.responses.items import ToolKind, failure, new_id, usage_json
 from litegate.surfaces.responses.output import (
-    call_item, citation, cut_reason, json_object, message_item, reasoning_item, response_object,
+    call_item, citation, cut_reason, message_item, reasoning_item, response_object,
 )
 from litegate.surfaces.responses.request import Inbound
 
