@@ -23,8 +23,8 @@ import orjson
 from litegate.config import Deployment
 from litegate.errors import StreamInterrupted, UpstreamError
 from litegate.wire import Usage, UsageEvent
-from litegate.providers.base import NativeRequest, UpstreamRequest, api_base, event_type
-from litegate.providers.anthropic.request import API_VERSION, DEFAULT_API_BASE
+from litegate.providers.base import NativeRequest, UpstreamRequest, event_type
+from litegate.providers.anthropic.request import headers as client_headers, url
 from litegate.providers.anthropic.response import Counts, error_for, usage
 
 LITEGATE_SIGNATURE = "lg1."  # prefix of the signatures litegate's Anthropic face writes
@@ -53,7 +53,7 @@ def build_native(body: dict[str, Any], target: Deployment, headers: Mapping[str,
         if isinstance(out.get("thinking"), dict) and out["thinking"].get("type") == "enabled" \
                 and not _thinking_fits(out["messages"]):
             del out["thinking"]
-    return UpstreamRequest("POST", _url(target, path), orjson.dumps(out), _headers(target, headers))
+    return UpstreamRequest("POST", url(target, path), orjson.dumps(out), client_headers(target, headers))
 
 
 def _without_foreign_thinking(m: Any) -> Any:
@@ -81,26 +81,6 @@ def _thinking_fits(messages: list[Any]) -> bool:
                 return True
             return bool(blocks) and blocks[0].get("type") in _THINKING
     return True
-
-
-def _url(target: Deployment, path: str) -> str:
-    base = api_base(target, DEFAULT_API_BASE)
-    return (base[:-3] if base.endswith("/v1") else base) + path
-
-
-def _headers(target: Deployment, client: Mapping[str, str]) -> dict[str, str]:
-    headers = {"content-type": "application/json",
-               "anthropic-version": client.get("anthropic-version") or API_VERSION}
-    if target.api_key:
-        headers["x-api-key"] = target.api_key
-    betas = [b.strip() for b in (client.get("anthropic-beta") or "").split(",") if b.strip()]
-    own = target.options.get("anthropic_beta")
-    for b in ([own] if isinstance(own, str) else list(own or ())):
-        if b not in betas:
-            betas.append(b)
-    if betas:
-        headers["anthropic-beta"] = ",".join(betas)
-    return headers
 
 
 class NativeRelay:

@@ -39,7 +39,7 @@ _MIN_BUDGET = 1024
 _THINKING = ("thinking", "redacted_thinking")
 _JSON_OBJECT = "Respond with a single JSON object and nothing else: no prose, no code fences."
 _ID_OK = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_NO_MEMO: Mapping[str, dict] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def anthropic_id(call_id: str) -> str:
@@ -49,7 +49,7 @@ def anthropic_id(call_id: str) -> str:
     return "toolu_lg" + hashlib.sha256(call_id.encode()).hexdigest()[:24]
 
 
-def build_chat(req: ChatRequest, target: Deployment, memo: Mapping[str, dict] = _NO_MEMO) -> UpstreamRequest:
+def build_chat(req: ChatRequest, target: Deployment, memo: Mapping[str, dict] = _EMPTY) -> UpstreamRequest:
     if req.n is not None and req.n > 1:
         raise BadRequest(f"n={req.n}: Anthropic models return one choice; send n=1", param="n")
     _check_tool_pairs(req.messages)
@@ -75,7 +75,7 @@ def build_chat(req: ChatRequest, target: Deployment, memo: Mapping[str, dict] = 
     _sampling(req, body, target.options, thinking is not None)
     if req.stream:
         body["stream"] = True
-    return UpstreamRequest("POST", _url(target), orjson.dumps(body), _headers(target))
+    return UpstreamRequest("POST", url(target), orjson.dumps(body), headers(target))
 
 
 # ---------------------------------------------------------------- conversation
@@ -343,16 +343,21 @@ def _sampling(req: ChatRequest, body: dict[str, Any], options: Mapping[str, Any]
         body["metadata"] = {"user_id": user}
 
 
-def _url(target: Deployment) -> str:
+def url(target: Deployment, path: str = "/v1/messages") -> str:
     base = api_base(target, DEFAULT_API_BASE)
-    return (base[:-3] if base.endswith("/v1") else base) + "/v1/messages"
+    return (base[:-3] if base.endswith("/v1") else base) + path
 
 
-def _headers(target: Deployment) -> dict[str, str]:
-    headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
+def headers(target: Deployment, client: Mapping[str, str] = _EMPTY) -> dict[str, str]:
+    """The deployment's key; the client's anthropic-version and betas (a pass-through), then the deployment's."""
+    out = {"content-type": "application/json", "anthropic-version": client.get("anthropic-version") or API_VERSION}
     if target.api_key:
-        headers["x-api-key"] = target.api_key
-    beta = target.options.get("anthropic_beta")
-    if beta:
-        headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(beta)
-    return headers
+        out["x-api-key"] = target.api_key
+    betas = [b.strip() for b in (client.get("anthropic-beta") or "").split(",") if b.strip()]
+    own = target.options.get("anthropic_beta")
+    for b in ([own] if isinstance(own, str) else list(own or ())):
+        if b not in betas:
+            betas.append(b)
+    if betas:
+        out["anthropic-beta"] = ",".join(betas)
+    return out
