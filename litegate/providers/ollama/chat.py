@@ -50,23 +50,22 @@ class _Msg(msgspec.Struct):
     tool_calls: list[_Call] | None = None
 
 
-class _ChatLine(msgspec.Struct):
+class _Line(msgspec.Struct):
+    """What /api/chat and /api/generate lines share: the done line's counts, or an error."""
+
+    done: bool = False
+    done_reason: str | None = None
+    prompt_eval_count: int = 0
+    eval_count: int = 0
+    error: str | None = None
+
+
+class _ChatLine(_Line):
     message: _Msg | None = None
-    done: bool = False
-    done_reason: str | None = None
-    prompt_eval_count: int = 0
-    eval_count: int = 0
-    error: str | None = None
 
 
-class _GenLine(msgspec.Struct):
+class _GenLine(_Line):
     response: str = ""
-    thinking: str = ""
-    done: bool = False
-    done_reason: str | None = None
-    prompt_eval_count: int = 0
-    eval_count: int = 0
-    error: str | None = None
 
 
 class _Embed(msgspec.Struct):
@@ -176,7 +175,7 @@ def _finish(done_reason: str | None, saw_tool: bool) -> str:
     return "tool_calls" if saw_tool else "stop"
 
 
-def _usage(line: _ChatLine | _GenLine) -> Usage:
+def _usage(line: _Line) -> Usage:
     return Usage.of(line.prompt_eval_count, line.eval_count)
 
 
@@ -197,10 +196,7 @@ def parse_chat(body: bytes, target: Deployment) -> ChatCompletion:
 
 async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
     count = 0
-    async for frame in frames:
-        line = _decode(_chat_line, frame, target)
-        if line.error:
-            raise StreamInterrupted(f"Ollama error mid-stream: {line.error}")
+    async for line in _lines(frames, _chat_line, target):
         m = line.message
         if m is not None:
             if m.thinking:
@@ -210,9 +206,18 @@ async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) ->
             for c in m.tool_calls or ():
                 yield ToolCallDelta(count, dumps_args(c.function.arguments), c.id or new_tool_call_id(), c.function.name)
                 count += 1
+    yield UsageEvent(_usage(line))
+    yield Finish(_finish(line.done_reason, count > 0))
+
+
+async def _lines(frames: AsyncIterator[bytes], decoder: msgspec.json.Decoder, target: Deployment) -> AsyncIterator:
+    """A stream's lines up to its done line, which comes last; an error line, or no done line, raises."""
+    async for frame in frames:
+        line = _decode(decoder, frame, target)
+        if line.error:
+            raise StreamInterrupted(f"Ollama error mid-stream: {line.error}")
+        yield line
         if line.done:
-            yield UsageEvent(_usage(line))
-            yield Finish(_finish(line.done_reason, count > 0))
             return
     raise StreamInterrupted("Ollama stream ended before its done line")
 
@@ -296,17 +301,11 @@ def parse_completion(body: bytes, target: Deployment) -> TextCompletion:
 
 
 async def parse_completion_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
-    async for frame in frames:
-        line = _decode(_gen_line, frame, target)
-        if line.error:
-            raise StreamInterrupted(f"Ollama error mid-stream: {line.error}")
+    async for line in _lines(frames, _gen_line, target):
         if line.response:
             yield TextDelta(line.response)
-        if line.done:
-            yield UsageEvent(_usage(line))
-            yield Finish(_finish(line.done_reason, False))
-            return
-    raise StreamInterrupted("Ollama stream ended before its done line")
+    yield UsageEvent(_usage(line))
+    yield Finish(_finish(line.done_reason, False))
 
 
 class _Loaded(msgspec.Struct):
