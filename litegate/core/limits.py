@@ -73,6 +73,18 @@ def refusal(key: Key, limit: str, retry_after: float, running: int = 0) -> RateL
                        error_type="insufficient_quota")
 
 
+def rate_headers(key: Key, requests: int, minute_tokens: int) -> dict[str, str]:
+    """x-ratelimit-* for an admitted request, from the key's counts in the last minute (local or shared)."""
+    out = {}
+    if key.rpm is not None:
+        out["x-ratelimit-limit-requests"] = str(key.rpm)
+        out["x-ratelimit-remaining-requests"] = str(max(0, key.rpm - requests))
+    if key.tpm is not None:
+        out["x-ratelimit-limit-tokens"] = str(key.tpm)
+        out["x-ratelimit-remaining-tokens"] = str(max(0, key.tpm - minute_tokens))
+    return out
+
+
 @dataclass
 class _State:
     requests: deque = field(default_factory=deque)  # request start times in the last minute
@@ -179,14 +191,7 @@ class Limits:
 
     def headers(self, key: Key) -> dict[str, str]:
         st = self._get(key.name)
-        out = {}
-        if key.rpm is not None:
-            out["x-ratelimit-limit-requests"] = str(key.rpm)
-            out["x-ratelimit-remaining-requests"] = str(max(0, key.rpm - len(st.requests)))
-        if key.tpm is not None:
-            out["x-ratelimit-limit-tokens"] = str(key.tpm)
-            out["x-ratelimit-remaining-tokens"] = str(max(0, key.tpm - st.minute_tokens))
-        return out
+        return rate_headers(key, len(st.requests), st.minute_tokens)
 
     def snapshot(self, cfg: Config) -> list[dict[str, Any]]:
         """Every configured key's current counts against its limits (admin API, dashboard)."""

@@ -83,6 +83,30 @@ end
 return reply('ok', reqs + 1, minute, day, mt, mc, 0, running)
 """
 
+
+
+def _counts(inc: str, inc_float: str, instance: str, clear: str = "") -> str:
+    """Lua applying a payload's budgets (day, mon) and usage hours (use), then marking the instance
+    seen: FLUSH adds them (HINCRBY), SEED writes this instance's own values (HSET)."""
+    return f"""
+for _, r in ipairs(p.day) do
+  redis.call('{inc}', r[1], {instance}, r[2])
+  redis.call('EXPIRE', r[1], r[3])
+end
+for _, r in ipairs(p.mon) do
+  redis.call('{inc}', r[1], {instance}, r[3])
+  redis.call('{inc_float}', r[2], {instance}, r[4])
+  redis.call('EXPIRE', r[1], r[5])
+  redis.call('EXPIRE', r[2], r[5])
+end
+for _, r in ipairs(p.use) do{clear}
+  for _, f in ipairs(r[2]) do redis.call('{inc_float}', r[1], f[1], f[2]) end
+  redis.call('EXPIRE', r[1], r[3])
+end
+redis.call('HSET', p.inst[1], p.inst[2], tostring(now))
+"""
+
+
 # KEYS: epoch. ARGV: the epoch this instance knows, the Pending payload as JSON, the instance. Reply 1,
 # or 0 when the generation changed (nothing applied: the instance re-seeds from its SQLite log).
 FLUSH = _NOW + """
@@ -94,24 +118,8 @@ for _, r in ipairs(p.tpm) do
   redis.call('HINCRBY', r[1], sec, r[2])
   redis.call('EXPIRE', r[1], 120)
 end
-for _, r in ipairs(p.day) do
-  redis.call('HINCRBY', r[1], ARGV[3], r[2])
-  redis.call('EXPIRE', r[1], r[3])
-end
-for _, r in ipairs(p.mon) do
-  redis.call('HINCRBY', r[1], ARGV[3], r[3])
-  redis.call('HINCRBYFLOAT', r[2], ARGV[3], r[4])
-  redis.call('EXPIRE', r[1], r[5])
-  redis.call('EXPIRE', r[2], r[5])
-end
-for _, r in ipairs(p.use) do
-  for _, f in ipairs(r[2]) do redis.call('HINCRBYFLOAT', r[1], f[1], f[2]) end
-  redis.call('EXPIRE', r[1], r[3])
-end
 for _, r in ipairs(p.cool) do redis.call('HSET', r[1], r[2], tostring(now + r[3]) .. '|' .. r[4]) end
-redis.call('HSET', p.inst[1], p.inst[2], tostring(now))
-return 1
-"""
+""" + _counts("HINCRBY", "HINCRBYFLOAT", "ARGV[3]") + "return 1\n"
 
 # KEYS: epoch. ARGV: a fresh epoch (used if none is set), instance, JSON {day: [[key, tokens, ttl]],
 # mon: [[mon key, cost key, tokens, cost, ttl]], use: [[key, [[field, value]], ttl]], inst: [instances
@@ -124,21 +132,4 @@ if not e then
   redis.call('SET', KEYS[1], e)
 end
 local p = cjson.decode(ARGV[3])
-for _, r in ipairs(p.day) do
-  redis.call('HSET', r[1], ARGV[2], r[2])
-  redis.call('EXPIRE', r[1], r[3])
-end
-for _, r in ipairs(p.mon) do
-  redis.call('HSET', r[1], ARGV[2], r[3])
-  redis.call('HSET', r[2], ARGV[2], r[4])
-  redis.call('EXPIRE', r[1], r[5])
-  redis.call('EXPIRE', r[2], r[5])
-end
-for _, r in ipairs(p.use) do
-  redis.call('DEL', r[1])
-  for _, f in ipairs(r[2]) do redis.call('HSET', r[1], f[1], f[2]) end
-  redis.call('EXPIRE', r[1], r[3])
-end
-redis.call('HSET', p.inst[1], p.inst[2], tostring(now))
-return e
-"""
+""" + _counts("HSET", "HSET", "ARGV[2]", clear="\n  redis.call('DEL', r[1])") + "return e\n"

@@ -141,14 +141,7 @@ class RedisState:
                 retry = lim.next_month(now) - now
             raise lim.refusal(key, verdict, retry, running=int(r[8]))
         self.limits.record(key)
-        headers = {}
-        if key.rpm is not None:
-            headers["x-ratelimit-limit-requests"] = str(key.rpm)
-            headers["x-ratelimit-remaining-requests"] = str(max(0, key.rpm - requests))
-        if key.tpm is not None:
-            headers["x-ratelimit-limit-tokens"] = str(key.tpm)
-            headers["x-ratelimit-remaining-tokens"] = str(max(0, key.tpm - minute))
-        return Admission(member if key.max_concurrent is not None else None, headers)
+        return Admission(member if key.max_concurrent is not None else None, lim.rate_headers(key, requests, minute))
 
     def _admit_locally(self, key: Key | None) -> Admission:
         self.metrics.inc("litegate_state_local_admissions_total")
