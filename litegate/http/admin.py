@@ -48,8 +48,15 @@ def _admin(request: web.Request) -> Call:
     return request[CALL]
 
 
-def _json(obj: Any) -> web.Response:
-    return web.Response(body=msgspec.json.encode(obj), content_type="application/json")
+def json_reply(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(obj), status=status, content_type="application/json")
+
+
+def _whole(query, name: str, default: str, what: str = "a number") -> int:
+    try:
+        return int(query.get(name, default))
+    except ValueError:
+        raise BadRequest(f"{name} must be {what}", param=name) from None
 
 
 def _store(request: web.Request):
@@ -72,32 +79,22 @@ async def usage(request: web.Request) -> web.Response:
     team = await request.app[SERVICES].state.team_usage(since, until, group_by)
     if team is not None:  # state shared through Redis: every instance's counts, per instance and in total
         body["team"] = team
-    return _json(body)
-
-
-def _bucket_s(query) -> int:
-    try:
-        return int(query.get("bucket_s", "3600"))
-    except ValueError:
-        raise BadRequest("bucket_s must be a whole number of seconds", param="bucket_s") from None
+    return json_reply(body)
 
 
 async def timeseries(request: web.Request) -> web.Response:
     _admin(request)
     q = request.query
     since = parse_since(q.get("since"), "24h")
-    bucket = _bucket_s(q)
+    bucket = _whole(q, "bucket_s", "3600", "a whole number of seconds")
     points = await _store(request).timeseries(since, time.time(), bucket, q.get("split_by") or None)
-    return _json({"since": since, "bucket_s": bucket, "points": points})
+    return json_reply({"since": since, "bucket_s": bucket, "points": points})
 
 
 async def errors(request: web.Request) -> web.Response:
     _admin(request)
-    try:
-        limit = max(1, min(500, int(request.query.get("limit", "50"))))
-    except ValueError:
-        raise BadRequest("limit must be a number", param="limit") from None
-    return _json({"errors": await _store(request).recent_errors(limit)})
+    limit = max(1, min(500, _whole(request.query, "limit", "50")))
+    return json_reply({"errors": await _store(request).recent_errors(limit)})
 
 
 async def requests_log(request: web.Request) -> web.Response:
@@ -107,13 +104,10 @@ async def requests_log(request: web.Request) -> web.Response:
     q = request.query
     since = parse_since(q.get("since"), "24h")
     before = parse_since(q["before"], "0s") if q.get("before") else None
-    try:
-        limit = max(1, min(1000, int(q.get("limit", "200"))))
-    except ValueError:
-        raise BadRequest("limit must be a number", param="limit") from None
+    limit = max(1, min(1000, _whole(q, "limit", "200")))
     filters = {k: v for k, v in q.items() if k not in ("since", "before", "limit") and v != ""}
     rows = await _store(request).query(queries.request_log, since, filters, limit, before)
-    return _json({"since": since, "requests": rows})
+    return json_reply({"since": since, "requests": rows})
 
 
 async def latency(request: web.Request) -> web.Response:
@@ -122,17 +116,17 @@ async def latency(request: web.Request) -> web.Response:
     _admin(request)
     q = request.query
     since = parse_since(q.get("since"), "24h")
-    bucket = _bucket_s(q)
+    bucket = _whole(q, "bucket_s", "3600", "a whole number of seconds")
     store = _store(request)
     points = await store.query(queries.latency_series, since, None, bucket)
-    return _json({"since": since, "bucket_s": bucket, "points": points,
+    return json_reply({"since": since, "bucket_s": bucket, "points": points,
                   "speed": await store.query(queries.speed, since, None)})
 
 
 async def limits(request: web.Request) -> web.Response:
     call = _admin(request)
     svc = request.app[SERVICES]
-    return _json({"keys": await svc.state.snapshot(call.cfg), "state": svc.state.status()})
+    return json_reply({"keys": await svc.state.snapshot(call.cfg), "state": svc.state.status()})
 
 
 async def live(request: web.Request) -> web.Response:
@@ -141,19 +135,19 @@ async def live(request: web.Request) -> web.Response:
     calls = [{"request_id": c.request_id, "model": c.model, "deployment": c.deployment, "key": c.key,
               "stream": c.stream, "elapsed_s": round(now - c.started, 2)}
              for c in request.app[SERVICES].live.values()]
-    return _json({"in_flight": calls})
+    return json_reply({"in_flight": calls})
 
 
 async def backends(request: web.Request) -> web.Response:
     call = _admin(request)
-    return _json(backends_body(request.app[SERVICES], call.cfg))
+    return json_reply(backends_body(request.app[SERVICES], call.cfg))
 
 
 async def config(request: web.Request) -> web.Response:
     call = _admin(request)
     holder = request.app[HOLDER]
     store = request.app[SERVICES].usage
-    return _json({"config": redacted(call.cfg), "path": holder.path, "loaded_at": holder.current.loaded_at,
+    return json_reply({"config": redacted(call.cfg), "path": holder.path, "loaded_at": holder.current.loaded_at,
                   "last_reload": holder.last_reload, "usage_store": store.stats() if store else None})
 
 
@@ -162,7 +156,7 @@ async def reload_config(request: web.Request) -> web.Response:
     _admin(request)
     holder = request.app[HOLDER]
     reload(holder, "admin")
-    return _json({"ok": True, "loaded_at": holder.current.loaded_at})
+    return json_reply({"ok": True, "loaded_at": holder.current.loaded_at})
 
 
 def reload(holder: ConfigHolder, reason: str) -> None:
@@ -182,7 +176,6 @@ def reload(holder: ConfigHolder, reason: str) -> None:
     if cfg.state != old.state:  # the state backend is built once, at start
         changed.append("state")
     logger.info("config_reloaded", reason=reason, models=len(cfg.groups()), restart_needed=changed or None)
-
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import msgspec
 import structlog
@@ -20,6 +19,7 @@ from aiohttp import web
 from litegate.config import ConfigError, ConfigHolder, runtime_keys
 from litegate.core import auth
 from litegate.errors import BadRequest, GatewayError, NotFound
+from litegate.http.admin import json_reply
 from litegate.http.appkeys import CALL, HOLDER, PRINCIPAL, SERVICES
 from litegate.usage import queries
 
@@ -34,10 +34,6 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _new_key = msgspec.json.Decoder(NewKey)
-
-
-def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(obj), status=status, content_type="application/json")
 
 
 async def list_keys(request: web.Request) -> web.Response:
@@ -55,7 +51,7 @@ async def list_keys(request: web.Request) -> web.Response:
              "created_at": k.created_at or None, **activity.get(k.name, {"last_used": None, "refused": 0})}
             for k in cfg.auth.keys]
     unknown = activity.get("unauthenticated", {})
-    return _json({"keys": keys, "keys_file": str(runtime_keys.path_for(cfg)),
+    return json_reply({"keys": keys, "keys_file": str(runtime_keys.path_for(cfg)),
                   "unauthenticated": {"last_at": unknown.get("last_used")}})
 
 
@@ -89,7 +85,7 @@ async def create_key(request: web.Request) -> web.Response:
                          models=body.models, admin=body.admin, rpm=body.rpm)
         holder.keys_changed()
     log.info("key_created", key=body.name, admin=body.admin, by=request[PRINCIPAL].name)
-    return _json({"name": body.name, "key": secret, "models": body.models or ["*"], "admin": body.admin,
+    return json_reply({"name": body.name, "key": secret, "models": body.models or ["*"], "admin": body.admin,
                   "note": "shown once: litegate keeps only a salted hash"}, status=201)
 
 
@@ -105,7 +101,7 @@ async def revoke_key(request: web.Request) -> web.Response:
         runtime_keys.revoke(runtime_keys.path_for(holder.current), name, runtime=key.source == "runtime")
         holder.keys_changed()
     log.info("key_revoked", key=name, by=request[PRINCIPAL].name)
-    return _json({"name": name, "revoked": True})
+    return json_reply({"name": name, "revoked": True})
 
 
 @contextmanager
