@@ -95,6 +95,12 @@ def usage_fields(key: str, model: str, requests: int, errors: int, prompt: int, 
     return out
 
 
+def add_fields(bucket: dict[str, float], fields: Mapping[str, float]) -> None:
+    """Usage counters summed into a bucket (pending sends, this instance's own tally)."""
+    for f, v in fields.items():
+        bucket[f] = bucket.get(f, 0) + v
+
+
 @dataclass
 class Pending:
     """Counts not yet in Redis: summed while a send is under way or Redis is away, sent in one go.
@@ -114,9 +120,7 @@ class Pending:
         return bool(self.releases or self.tpm or self.day or self.month or self.usage or self.cool)
 
     def add_usage(self, hkey: str, fields: Mapping[str, float]) -> None:
-        bucket = self.usage.setdefault(hkey, {})
-        for f, v in fields.items():
-            bucket[f] = bucket.get(f, 0) + v
+        add_fields(self.usage.setdefault(hkey, {}), fields)
 
     def take(self) -> Pending:
         """Everything pending, leaving this empty (put it back with `merge` if sending fails)."""

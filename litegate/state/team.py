@@ -11,7 +11,9 @@ from typing import Any
 
 from litegate.core.limits import day_of, month_of
 from litegate.state.base import Seed
-from litegate.state.layout import DAY_TTL_S, DIMENSIONS, FIELDS, HOUR, MONTH_TTL_S, USAGE_TTL_S, Layout, hour_of
+from litegate.state.layout import (
+    DAY_TTL_S, DIMENSIONS, FIELDS, HOUR, MONTH_TTL_S, USAGE_TTL_S, Layout, add_fields, hour_of,
+)
 
 
 def hours(since: float, until: float) -> list[int]:
@@ -99,9 +101,7 @@ class Tally:
     month: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (month label, key) -> [tokens, cost]
 
     def add_usage(self, hour: int, fields: dict[str, float]) -> None:
-        bucket = self.hours.setdefault(hour, {})
-        for f, v in fields.items():
-            bucket[f] = bucket.get(f, 0) + v
+        add_fields(self.hours.setdefault(hour, {}), fields)
 
     def add_budget(self, key: str, day: str, month: str, tokens: int, cost: float) -> None:
         if tokens:

@@ -83,9 +83,7 @@ async def run(req: ChatRequest, names: tuple[str, ...], *, call_model: CallModel
         round_req = _round_request(req, messages, tools, server, final)
         rnd = _Round()
         try:
-            async for ev in _one_round(call_model(round_req), rnd, usage):
-                if type(ev) is TextDelta:
-                    text_sent.append(ev.text)
+            async for ev in _one_round(call_model(round_req), rnd, usage, text_sent):
                 yield ev
         except GatewayError as e:
             if round_no == 0 and e.code == "tools_unsupported" and "web_search" in server and not declared \
@@ -146,13 +144,17 @@ def _result(call_id: str, name: str, o: Outcome) -> ServerToolResult:
                                             for url, title, snippet in o.results])
 
 
-async def _one_round(events: AsyncIterator[StreamEvent], rnd: _Round, usage: Usage) -> AsyncIterator[StreamEvent]:
+async def _one_round(events: AsyncIterator[StreamEvent], rnd: _Round, usage: Usage,
+                     text_sent: list[str]) -> AsyncIterator[StreamEvent]:
+    """One model call's events: text and reasoning pass on (text also kept for the round and the whole
+    answer), tool calls are held in the round, usage is summed over the rounds."""
     async for ev in events:
         t = type(ev)
         if t in (ReasoningDelta, Started):
             yield ev
         elif t is TextDelta:
             rnd.text.append(ev.text)
+            text_sent.append(ev.text)
             yield ev
         elif t is ToolCallDelta:
             rnd.calls.add(ev)
@@ -202,9 +204,7 @@ async def _inject(req: ChatRequest, call_model: CallModel, kit: Kit, usage: Usag
                              "and cite the links you use.\n" + outcome.text)
     rnd = _Round()
     inject_req = msgspec.structs.replace(req, messages=list(req.messages[:-1]) + [note, req.messages[-1]], tools=None)
-    async for ev in _one_round(call_model(inject_req), rnd, usage):
-        if type(ev) is TextDelta:
-            text_sent.append(ev.text)
+    async for ev in _one_round(call_model(inject_req), rnd, usage, text_sent):
         yield ev
     for ev in closing(rnd.finish, False, usage, sources, "".join(text_sent)):
         yield ev

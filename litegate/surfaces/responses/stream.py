@@ -110,7 +110,7 @@ class ResponsesWriter:
         elif t is ServerToolCall:
             self._server_call(ev)
         elif t is ServerToolResult:
-            self._server_result(ev)
+            self._server_result(ev.id, ev.results or [], ev.error)
         # Started: the response already began above.
         return self._take()
 
@@ -121,7 +121,7 @@ class ResponsesWriter:
         self._close("incomplete" if cut else "completed")
         self._drain_queue()
         for call_id in list(self.searches):
-            self._server_result_of(call_id, [], None)
+            self._server_result(call_id, [], None)
         status = "incomplete" if cut else "completed"
         self.final = self._response(status, usage_json(self.usage, self.inbound.estimate),
                                     incomplete={"reason": cut} if cut else None,
@@ -349,10 +349,7 @@ class ResponsesWriter:
         self._emit("response.web_search_call.in_progress", where)
         self._emit("response.web_search_call.searching", where)
 
-    def _server_result(self, ev: ServerToolResult) -> None:
-        self._server_result_of(ev.id, ev.results or [], ev.error)
-
-    def _server_result_of(self, call_id: str, results: list, error: str | None) -> None:
+    def _server_result(self, call_id: str, results: list, error: str | None) -> None:
         found = self.searches.pop(call_id, None)
         if found is None:
             return
