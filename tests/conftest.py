@@ -26,6 +26,25 @@ def _throwaway_data_dir(monkeypatch, tmp_path_factory) -> None:
     monkeypatch.setenv("LITEGATE_DATA_DIR", str(tmp_path_factory.mktemp("litegate-data")))
 
 
+@pytest.fixture(autouse=True)
+def _schema_check_agrees_with_jsonschema(monkeypatch) -> None:
+    """Every config a test loads in-process is judged by both schema engines, which must agree: serve
+    imports jsonschema only for a config schema_check.py finds at fault (tests/unit/test_config_schema_check.py)."""
+    import jsonschema
+
+    from litegate.config import schema_check
+
+    fast = schema_check.valid
+
+    def both(doc: Any, rules: dict[str, Any]) -> bool:
+        got = fast(doc, rules)
+        want = not any(True for _ in jsonschema.Draft202012Validator(rules).iter_errors(doc))
+        assert got == want, f"schema_check says {got}, jsonschema says {want} for {json.dumps(doc, default=str)[:500]}"
+        return got
+
+    monkeypatch.setattr(schema_check, "valid", both)
+
+
 @pytest.fixture
 async def ollama(aiohttp_server) -> TestServer:
     return await aiohttp_server(fake_ollama.make_app())

@@ -1,5 +1,8 @@
 """Configuration: JSON file -> JSON Schema validation -> frozen msgspec snapshot.
 
+The schema is checked by schema_check.py first; jsonschema is imported only for a document it
+finds at fault, to name every problem (so a good config never pays for importing it).
+
 A Config is immutable once built; a request takes `holder.current` once and keeps that snapshot
 to the end, so a reload (SIGHUP) never changes a request mid-flight. Secrets are never in the
 file: `api_key_env` / `key_env` name environment variables, resolved here at load time.
@@ -14,16 +17,18 @@ import os
 import time
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import msgspec
 
-from litegate.config import checks, runtime_keys
+from litegate.config import checks, runtime_keys, schema_check
 from litegate.config.model import (
     ConfigError, Server, Timeouts, Price, Deployment, When, Rule, Classifier, Route, Cooldown, Router, Budget, Key, TrustedNetwork, Auth, Usage, State, Responses, WebSearch, FetchUrl, Images, Config,
 )
 from litegate.config.envfile import EnvFileError, environment
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 def schema() -> dict[str, Any]:
@@ -47,10 +52,11 @@ def load(path: str, env: Mapping[str, str] | None = None) -> Config:
 def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     doc = copy.deepcopy(doc)  # secrets are resolved into the copy, never into the caller's dict
-    validator = jsonschema.Draft202012Validator(schema())
-    problems = [(e.json_path, _redact(e)) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
-    if problems:
-        raise ConfigError(source, problems)
+    rules = schema()
+    if not schema_check.valid(doc, rules):
+        problems = schema_problems(doc, rules)
+        if problems:
+            raise ConfigError(source, problems)
     problems = (checks.resolve_secrets(doc, env) + checks.references(doc) + checks.server(doc)
                 + checks.deployments(doc))
     if problems:
@@ -59,6 +65,14 @@ def from_dict(doc: Any, *, source: str = "<config>", env: Mapping[str, str] | No
     doc = {**doc, "source": source, "loaded_at": time.time()}
     doc.pop("$schema", None)
     return msgspec.convert(doc, Config)
+
+
+def schema_problems(doc: Any, rules: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every schema fault as (JSON path, message), from jsonschema (imported here, on the error path only)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(rules)
+    return [(e.json_path, _redact(e)) for e in sorted(validator.iter_errors(doc), key=lambda e: e.json_path)]
 
 
 def _redact(e: jsonschema.ValidationError) -> str:
