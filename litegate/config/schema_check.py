@@ -35,8 +35,8 @@ def valid(doc: Any, schema: dict[str, Any]) -> bool:
 def _valid(x: Any, s: Any, root: dict[str, Any]) -> bool:
     if s is True:
         return True
-    if s is False or not isinstance(s, dict):
-        return False
+    if s is False or not isinstance(s, dict) or ("$id" in s and s is not root):
+        return False  # a nested $id would move where "#/..." points: jsonschema resolves that
     for key, want in s.items():
         if key in _ANNOTATIONS or key in ("then", "else"):  # then/else are read with their `if`
             continue

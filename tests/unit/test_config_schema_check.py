@@ -150,6 +150,8 @@ def test_an_unknown_keyword_means_not_sure():
     """A keyword schema_check does not evaluate makes it answer False, so jsonschema decides."""
     assert not valid({"a": 1}, {"type": "object", "patternProperties": {"^a$": True}})
     assert not valid("x", {"dependentSchemas": {}})
+    assert not valid("x", {"$ref": "other.json#/x"})
+    assert not valid("x", {"allOf": [{"$id": "https://elsewhere/", "type": "string"}]})
 
 
 def test_a_fault_still_gets_jsonschemas_messages():
