@@ -94,9 +94,35 @@ class _TurnWriter:
             self._file.flush()
 
 
+class _Shared:
+    """structlog's logger factory on the JSON-to-bytes path: every logger writes through one _TurnWriter.
+    It also carries what `info()` needs to render a line without structlog's processor chain."""
+
+    def __init__(self, writer: _TurnWriter, level: int, stamp: _Stamper) -> None:
+        self.writer, self.level, self.stamp = writer, level, stamp
+
+    def __call__(self, *_args) -> _TurnWriter:
+        return self.writer
+
+
+def info(logger, event: str, fields: dict) -> None:
+    """`logger.info(event, **fields)` for a line logged on every request (the access log): on the JSON
+    path the same bytes structlog's processors would make (fields, event, level, timestamp; orjson)
+    are rendered here directly, a third of the cost; on any other set-up it goes through structlog."""
+    factory = structlog.get_config()["logger_factory"]
+    if type(factory) is not _Shared:
+        logger.info(event, **fields)
+        return
+    if factory.level > logging.INFO:
+        return
+    fields["event"], fields["level"] = event, "info"
+    factory.writer.msg(orjson.dumps(factory.stamp(None, "info", fields), default=str))
+
+
 def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
     stream = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    stamper = _Stamper()
     binary = getattr(stream, "buffer", None) if as_json else None
     if not as_json:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
@@ -105,14 +131,14 @@ def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_bytes)
         writer = _TurnWriter(binary)
         atexit.register(writer.flush)
-        factory = lambda *_args: writer  # noqa: E731 - one writer, so every logger's lines share a turn
+        factory = _Shared(writer, _LEVELS.get(level, logging.INFO), stamper)  # one writer: lines share a turn
     else:  # a text stream without a byte buffer (tests' StringIO)
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_str)
         factory = structlog.PrintLoggerFactory(file=stream)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            _Stamper(),
+            stamper,
             structlog.processors.format_exc_info,
             renderer,
         ],

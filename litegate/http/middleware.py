@@ -24,6 +24,7 @@ from litegate.errors import (
     Forbidden, GatewayError, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, SeeOther, ShuttingDown,
     Unauthorized, clip,
 )
+from litegate.log import info as log_info
 from litegate.http import sessions
 from litegate.http.appkeys import CALL, HOLDER, IN_FLIGHT, PRINCIPAL, SERVICES
 from litegate.http.body import body_middleware
@@ -75,14 +76,15 @@ def _access_log(request: web.Request, call: Call, status: int, error_code: str |
     if request.path.startswith(_QUIET):
         return
     usage = call.usage
-    log.info("request", request_id=call.request_id, method=request.method, path=clip(request.path, 256),
-             status=status, face=call.face, model=clip(call.model) if call.model else None, deployment=call.deployment, route=call.route,
-             tried=call.tried or None, key=call.key, error=error_code,
-             prompt_tokens=usage.prompt_tokens if usage else None,
-             completion_tokens=usage.completion_tokens if usage else None,
-             duration_ms=round((time.perf_counter() - call.started) * 1000, 1),
-             ttft_ms=round(call.first_token_s * 1000, 1) if call.first_token_s is not None else None,
-             upstream_ms=round(call.upstream_s * 1000, 1))
+    log_info(log, "request", {
+        "request_id": call.request_id, "method": request.method, "path": clip(request.path, 256), "status": status,
+        "face": call.face, "model": clip(call.model) if call.model else None, "deployment": call.deployment,
+        "route": call.route, "tried": call.tried or None, "key": call.key, "error": error_code,
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "duration_ms": round((time.perf_counter() - call.started) * 1000, 1),
+        "ttft_ms": round(call.first_token_s * 1000, 1) if call.first_token_s is not None else None,
+        "upstream_ms": round(call.upstream_s * 1000, 1)})
 
 
 def cut_in_flight(app: web.Application) -> int:
