@@ -384,6 +384,18 @@ def test_reply_that_is_not_gemini_json_is_upstream_error():
         PROVIDER.parse_chat(b"<html>oops</html>", TARGET)
 
 
+@pytest.mark.parametrize("body, message", [
+    (b"<html>oops</html>", "deployment gemini/gemini-2.5-flash sent a reply that is not Gemini's format"),
+    (b'{"error": {"code": 500, "message": "boom"}}', "Gemini error: boom"),
+])
+def test_whole_reply_faults_are_upstream_errors_not_stream_interruptions(body, message):
+    """A whole reply is read with the stream's frame reader, but its faults stay a whole reply's:
+    code upstream_error (not stream_interrupted) and the whole-reply wording."""
+    with pytest.raises(UpstreamError) as info:
+        PROVIDER.parse_chat(body, TARGET)
+    assert type(info.value) is UpstreamError and (info.value.code, info.value.message) == ("upstream_error", message)
+
+
 # ---------------------------------------------------------------- streaming
 async def test_stream_with_function_calls_carries_memo_in_extra():
     """Text deltas, then one complete ToolCallDelta per call with extra {name, sig}; Finish tool_calls."""

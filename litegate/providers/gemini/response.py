@@ -1,4 +1,11 @@
-"""Gemini replies -> OpenAI: candidates, finishReason, usageMetadata, errors, embeddings (mapping.md §3).
+"""Gemini replies -> OpenAI: candidates, finishReason, usageMetadata, errors, embeddings (mapping.md §3, §5.3).
+
+A whole generateContent reply and each SSE frame of streamGenerateContent?alt=sse are the same
+GenerateContentResponse (a frame holds only new parts; function calls arrive complete in one
+frame), so both are read as stream events (`Frames`), and a whole reply is its events gathered.
+A stream has no terminal event: EOF ends it, so Finish is sent at EOF even when no finishReason
+came (but a reply without a single frame is an error). An `error` object in a frame, or a frame
+that is not JSON (the connection broke mid-object), raises StreamInterrupted.
 
 Gemini usually sends function calls without ids, so each call gets a generated OpenAI id, and
 what a later request must send back with it (name, thought signature, Gemini's id if any) is
@@ -8,15 +15,18 @@ returned as `ChatCompletion.memo` / `ToolCallDelta.extra` under that id (request
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import msgspec
 import orjson
 
 from litegate.config import Deployment
-from litegate.errors import BadRequest, GatewayError, UpstreamError, from_backend_status
-from litegate.wire import ChatCompletion, Choice, OutFunction, OutMessage, OutToolCall, Usage
+from litegate.errors import BadRequest, GatewayError, StreamInterrupted, UpstreamError, from_backend_status
+from litegate.core.events import Aggregator
+from litegate.wire import (
+    ChatCompletion, Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent,
+)
 from litegate.providers.base import Vectors, new_tool_call_id, retry_after
 from litegate.providers.messages import dumps_args
 from litegate.providers.gemini.request import MEMO_ID, MEMO_NAME, MEMO_SIG
@@ -74,13 +84,12 @@ class _Embeddings(msgspec.Struct):
     embeddings: list[_Values] | None = None
 
 
-reply_decoder = msgspec.json.Decoder(Reply)
+_reply = msgspec.json.Decoder(Reply)
 _embeddings = msgspec.json.Decoder(_Embeddings)
 
 _FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE"})
 
 
-# ---------------------------------------------------------------- shared with stream.py
 def finish_reason(reason: str | None, saw_tool: bool) -> str | None:
     """Gemini finishReason -> OpenAI's; None when the candidate has not finished."""
     if reason is None:
@@ -110,51 +119,74 @@ def memo_entry(part: Part) -> dict[str, Any]:
     return entry
 
 
-def decode(body: bytes, target: Deployment) -> Reply:
+def _read(body: bytes, target: Deployment, stream: bool) -> Reply:
+    """One GenerateContentResponse; a broken one, or an `error` object, is an UpstreamError (a
+    StreamInterrupted in a stream)."""
+    fault = StreamInterrupted if stream else UpstreamError
     try:
-        return reply_decoder.decode(body)
+        reply = _reply.decode(body)
     except msgspec.DecodeError:
-        raise UpstreamError(f"deployment {target.id} sent a reply that is not Gemini's format") from None
-
-
-# ---------------------------------------------------------------- non-streaming
-def parse_chat(body: bytes, target: Deployment) -> ChatCompletion:
-    reply = decode(body, target)
+        broken = "a broken stream frame" if stream else "a reply that is not Gemini's format"
+        raise fault(f"deployment {target.id} sent {broken}") from None
     if reply.error is not None:
-        raise UpstreamError(f"Gemini error: {error_message(reply.error)}")
-    memo: dict[str, dict[str, Any]] = {}
-    choices = [_choice(c, memo) for c in reply.candidates]
-    blocked = reply.prompt_feedback and reply.prompt_feedback.block_reason
-    if not choices:
-        choices = [Choice(OutMessage(content=""), "content_filter" if blocked else "stop")]
-    completion = ChatCompletion("", 0, target.name, choices,
-                                usage=usage(reply.usage_metadata) if reply.usage_metadata else Usage())
-    if memo:
-        completion.memo = memo
-    return completion
+        raise fault(f"Gemini error{' mid-stream' if stream else ''}: {error_message(reply.error)}")
+    return reply
 
 
-def _choice(cand: Candidate, memo: dict[str, dict[str, Any]]) -> Choice:
-    text: list[str] = []
-    thoughts: list[str] = []
-    calls: list[OutToolCall] = []
-    for part in cand.content.parts if cand.content else ():
-        if part.function_call is not None:
-            call_id = new_tool_call_id()
-            memo[call_id] = memo_entry(part)
-            calls.append(OutToolCall(call_id, OutFunction(part.function_call.name,
-                                                          dumps_args(part.function_call.args))))
-        elif part.thought:
-            thoughts.append(part.text or "")
-        elif part.text:
-            text.append(part.text)
-    msg = OutMessage(content="".join(text) if (text or not calls) else None)
-    if calls:
-        msg.tool_calls = calls
-    if thoughts:
-        msg.reasoning_content = "".join(thoughts)
-    return Choice(msg, finish_reason(cand.finish_reason, bool(calls)) or ("tool_calls" if calls else "stop"),
-                  cand.index)
+# ---------------------------------------------------------------- the events of replies
+class Frames:
+    """The events of GenerateContentResponses read in order: the frames of a stream, or one whole
+    reply (the same object, so a whole reply is read as a stream of one frame)."""
+
+    __slots__ = ("calls", "reason")
+
+    def __init__(self) -> None:
+        self.calls = 0  # tool calls so far, the next one's index
+        self.reason: str | None = None  # the finish reason so far
+
+    def events(self, reply: Reply) -> Iterator[StreamEvent]:
+        if reply.usage_metadata is not None:
+            yield UsageEvent(usage(reply.usage_metadata))
+        if not reply.candidates and reply.prompt_feedback and reply.prompt_feedback.block_reason:
+            self.reason = "content_filter"
+        for cand in reply.candidates:
+            if cand.index != 0:  # only choice 0 is read (build_chat refuses n > 1)
+                continue
+            for part in cand.content.parts if cand.content else ():
+                fc = part.function_call
+                if fc is not None:
+                    yield ToolCallDelta(self.calls, dumps_args(fc.args), new_tool_call_id(), fc.name, memo_entry(part))
+                    self.calls += 1
+                elif part.thought:
+                    if part.text:
+                        yield ReasoningDelta(part.text)
+                elif part.text:  # "" + thoughtSignature closes a text answer: nothing to show
+                    yield TextDelta(part.text)
+            self.reason = finish_reason(cand.finish_reason, self.calls > 0) or self.reason
+
+    def end(self) -> Finish:
+        return Finish(self.reason)
+
+
+def parse_chat(body: bytes, target: Deployment) -> ChatCompletion:
+    frames, whole = Frames(), Aggregator()
+    for ev in frames.events(_read(body, target, stream=False)):
+        whole.feed(ev)
+    whole.feed(frames.end())
+    return whole.result(target.name)
+
+
+async def parse_chat_stream(frames: AsyncIterator[bytes], target: Deployment) -> AsyncIterator[StreamEvent]:
+    read, seen = Frames(), False
+    async for frame in frames:
+        if not frame.strip():
+            continue
+        seen = True
+        for ev in read.events(_read(frame, target, stream=True)):
+            yield ev
+    if not seen:  # EOF is Gemini's end, but a reply without one SSE frame is not a Gemini stream
+        raise StreamInterrupted(f"deployment {target.id} sent no stream frames")
+    yield read.end()
 
 
 # ---------------------------------------------------------------- errors
