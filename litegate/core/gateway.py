@@ -13,7 +13,7 @@ are the same walk with other provider functions.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing
 
 import msgspec
@@ -74,6 +74,16 @@ async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest,
         svc.memo.put(key, value)
     call.usage = result.usage if result.usage is not UNSET else None
     return msgspec.structs.replace(result, model=req.model, memo=UNSET)
+
+
+async def replay(svc: Services, call: Call, plan: Plan, req: ChatRequest,
+                 feed: Callable[[StreamEvent], object]) -> None:
+    """The answer, event by event, into a face's own builder: a whole reply that shows what only the
+    events carry (the tool loop's searches). Asked of the backend as a stream, as `chat`'s loop is."""
+    streamed = msgspec.structs.replace(req, stream=True, stream_options=StreamOptions(include_usage=True))
+    async with aclosing(chat_events(svc, call, plan, streamed)) as events:
+        async for ev in events:
+            feed(ev)
 
 
 def _model_events(svc: Services, call: Call, plan: Plan, req: ChatRequest,

@@ -12,7 +12,6 @@ through the face. Two things are this face's own:
 
 from __future__ import annotations
 
-import msgspec
 import structlog
 from aiohttp import web
 
@@ -25,7 +24,6 @@ from litegate.http.appkeys import CALL, SERVICES
 from litegate.providers import PROVIDERS, NativeRequest
 from litegate.surfaces import anthropic as face
 from litegate.surfaces.base import decode
-from litegate.wire import StreamOptions
 
 log = structlog.get_logger("litegate.http")
 
@@ -51,9 +49,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return await edge.stream(request, call, gateway.chat_events(svc, call, plan, chat, own), writer)
     if plan.server_tools:  # the tool loop: build the reply from its events, search blocks included
         builder = face.MessageBuilder(mreq.model, input_estimate=estimate)
-        looped = msgspec.structs.replace(chat, stream=True, stream_options=StreamOptions(include_usage=True))
-        async for ev in gateway.chat_events(svc, call, plan, looped):
-            builder.feed(ev)
+        await gateway.replay(svc, call, plan, chat, builder.feed)
         return edge.reply(call, builder.result())
     result = await gateway.chat(svc, call, plan, chat, own)
     if isinstance(result, bytes):

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import aclosing
 from typing import Any
 
 import msgspec
@@ -29,7 +28,7 @@ from litegate.http.appkeys import CALL, RESPONSES, SERVICES
 from litegate.providers import NativeRequest
 from litegate.surfaces import responses as face
 from litegate.usage.responses import ResponseStore
-from litegate.wire import StreamOptions, Usage, encoder
+from litegate.wire import Usage, encoder
 
 log = structlog.get_logger("litegate.responses")
 
@@ -59,10 +58,7 @@ async def create(request: web.Request) -> web.StreamResponse:
                                  _Keeping(writer, keep) if keep else writer)
     if plan.server_tools:  # the tool loop's searches become web_search_call items, so replay its events
         writer = face.ResponsesWriter(inbound, frames=False)
-        streamed = msgspec.structs.replace(chat, stream=True, stream_options=StreamOptions(include_usage=True))
-        async with aclosing(gateway.chat_events(svc, call, plan, streamed)) as events:
-            async for ev in events:
-                writer.feed(ev)
+        await gateway.replay(svc, call, plan, chat, writer.feed)
         writer.finish()
         final = writer.final
     else:
