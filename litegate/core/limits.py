@@ -54,8 +54,9 @@ def limited(key: Key) -> bool:
                                        b.cost_per_month))
 
 
-def refusal(key: Key, limit: str, retry_after: float, running: int = 0) -> RateLimited:
-    """The 429 for a limit a key reached, worded the same whether local or shared counts found it."""
+def refusal(key: Key, limit: str, now: float, retry_after: float = 1.0, running: int = 0) -> RateLimited:
+    """The 429 for a limit a key reached, worded and timed the same whether local or shared counts found
+    it: `retry_after` is a rate limit's; a budget's is the start of the next day or month after `now`."""
     b, name = key.budget, key.name
     if limit == "rpm":
         return RateLimited(f"key '{name}' is over its {key.rpm} requests per minute", retry_after=retry_after,
@@ -69,6 +70,7 @@ def refusal(key: Key, limit: str, retry_after: float, running: int = 0) -> RateL
     what = {"day_tokens": f"used its {b.tokens_per_day} tokens for today",
             "month_tokens": f"used its {b.tokens_per_month} tokens for this month",
             "month_cost": f"spent its ${b.cost_per_month or 0:g} for this month"}[limit]
+    retry_after = (next_day(now) if limit == "day_tokens" else next_month(now)) - now
     return RateLimited(f"key '{name}' has {what}", retry_after=retry_after, code="budget_exceeded",
                        error_type="insufficient_quota")
 
@@ -135,11 +137,11 @@ class Limits:
         """Count a request in, or RateLimited (with retry-after) naming the limit that was hit."""
         st, now = self._get(key.name), self.clock()
         if key.rpm is not None and len(st.requests) >= key.rpm:
-            raise refusal(key, "rpm", st.requests[0] + _MINUTE - now)
+            raise refusal(key, "rpm", now, st.requests[0] + _MINUTE - now)
         if key.tpm is not None and st.minute_tokens >= key.tpm:
-            raise refusal(key, "tpm", st.tokens[0][0] + _MINUTE - now)
+            raise refusal(key, "tpm", now, st.tokens[0][0] + _MINUTE - now)
         if key.max_concurrent is not None and st.concurrent >= key.max_concurrent:
-            raise refusal(key, "concurrency", 1, running=st.concurrent)
+            raise refusal(key, "concurrency", now, running=st.concurrent)
         self._check_budget(key, st, now)
         st.requests.append(now)
         st.concurrent += 1
@@ -158,11 +160,11 @@ class Limits:
     def _check_budget(self, key: Key, st: _State, now: float) -> None:
         b = key.budget
         if b.tokens_per_day is not None and st.day_tokens >= b.tokens_per_day:
-            raise refusal(key, "day_tokens", next_day(now) - now)
+            raise refusal(key, "day_tokens", now)
         if b.tokens_per_month is not None and st.month_tokens >= b.tokens_per_month:
-            raise refusal(key, "month_tokens", next_month(now) - now)
+            raise refusal(key, "month_tokens", now)
         if b.cost_per_month is not None and st.month_cost >= b.cost_per_month:
-            raise refusal(key, "month_cost", next_month(now) - now)
+            raise refusal(key, "month_cost", now)
 
     def settle(self, name: str, tokens: int, cost: float) -> None:
         """The request ended: release its concurrency slot and count what it used."""

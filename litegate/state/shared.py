@@ -134,12 +134,7 @@ class RedisState:
         verdict, requests, minute = r[0].decode(), int(r[2]), int(r[3])
         self.limits.observe(key.name, int(float(r[4])), int(float(r[5])), float(r[6]))
         if verdict != "ok":
-            retry = float(r[7])
-            if verdict == "day_tokens":
-                retry = lim.next_day(now) - now
-            elif verdict.startswith("month_"):
-                retry = lim.next_month(now) - now
-            raise lim.refusal(key, verdict, retry, running=int(r[8]))
+            raise lim.refusal(key, verdict, now, float(r[7]), running=int(r[8]))
         self.limits.record(key)
         return Admission(member if key.max_concurrent is not None else None, lim.rate_headers(key, requests, minute))
 
