@@ -62,3 +62,17 @@ def test_the_file_sits_beside_the_usage_database(tmp_path):
     """A usage data dir gets responses.db inside; a usage .db file gets a sibling <stem>.responses.db."""
     assert responses_db_file(tmp_path) == tmp_path / "responses.db"
     assert responses_db_file(tmp_path / "usage.db") == tmp_path / "usage.responses.db"
+
+
+async def test_a_corrupt_file_is_moved_aside_and_started_afresh(tmp_path):
+    """Garbage where the responses database should be: it is renamed <name>.corrupt-<stamp> and a
+    fresh store takes its place (the same rule as the usage database), so puts and gets keep working."""
+    path = tmp_path / "r.db"
+    path.write_bytes(b"not a database at all" * 200)
+    store = ResponseStore(path)
+    try:
+        await store.put("k", "resp_1", time.time(), b"{}", b"[]")
+        assert await store.get("k", "resp_1") == (b"{}", b"[]")
+        assert [p.name.split(".corrupt-")[0] for p in tmp_path.glob("r.db.corrupt-*")] == ["r.db"]
+    finally:
+        await store.close()

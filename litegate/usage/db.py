@@ -125,24 +125,26 @@ def check(conn: sqlite3.Connection) -> None:
         raise CorruptDatabase(f"quick_check: {result}")
 
 
-def open_db(db_path: Path, busy_timeout: float, *, suspect: bool = False) -> tuple[sqlite3.Connection, Path | None]:
-    """Connect and migrate; a corrupt file is moved aside and replaced. Returns (conn, moved_to)."""
+def open_db(db_path: Path, busy_timeout: float, *, suspect: bool = False,
+            steps: tuple[tuple[str, ...], ...] = MIGRATIONS) -> tuple[sqlite3.Connection, Path | None]:
+    """Connect and migrate (`steps`: the usage schema unless another file's); a corrupt file is moved
+    aside and replaced. Returns (conn, moved_to)."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return _open(db_path, busy_timeout, suspect), None
+        return _open(db_path, busy_timeout, suspect, steps), None
     except sqlite3.DatabaseError as e:
         if not is_corrupt(e):
             raise
     moved_to = move_aside(db_path)
-    return _open(db_path, busy_timeout, False), moved_to
+    return _open(db_path, busy_timeout, False, steps), moved_to
 
 
-def _open(db_path: Path, busy_timeout: float, suspect: bool) -> sqlite3.Connection:
+def _open(db_path: Path, busy_timeout: float, suspect: bool, steps: tuple[tuple[str, ...], ...]) -> sqlite3.Connection:
     conn = connect(db_path, busy_timeout)
     try:
         if suspect:
             check(conn)
-        migrate(conn)
+        migrate(conn, steps)
     except BaseException:
         conn.close()
         raise

@@ -128,27 +128,12 @@ class ResponseStore:
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
         try:
-            if self._conn is None:
-                self._conn = self._open()
+            if self._conn is None:  # a corrupt file is moved aside (as the usage database's is) and started afresh
+                self._conn = db.open_db(self.db_path, self._busy_timeout, steps=_SCHEMA)[0]
             return fn(self._conn, *args)
         except sqlite3.Error as e:
             self._disconnect()
             raise ResponseStoreUnavailable(f"response store: {db.describe(e)}") from e
-
-    def _open(self) -> sqlite3.Connection:
-        """Connect and migrate; a corrupt file is moved aside (as the usage database's is) and started afresh."""
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in (1, 2):
-            conn = db.connect(self.db_path, self._busy_timeout)
-            try:
-                db.migrate(conn, _SCHEMA)
-                return conn
-            except sqlite3.DatabaseError as e:
-                conn.close()
-                if attempt == 2 or not db.is_corrupt(e):
-                    raise
-                db.move_aside(self.db_path)
-        raise AssertionError("unreachable")
 
     def _put(self, conn: sqlite3.Connection, key: str, response_id: str, created_at: float, response: bytes,
              items: bytes) -> None:
