@@ -1,4 +1,5 @@
-"""Shared, pure helpers for reading OpenAI messages: text of a content value, data URIs, tool names.
+"""Shared, pure helpers for reading OpenAI messages: text of a content value, data URIs, tool names,
+and the turns of vendors whose roles must alternate.
 
 Every provider needs the same reading of a client's history (mapping.md §1): which tool a
 `tool` message answers, whether a tool call's arguments are JSON, what an image part holds.
@@ -80,3 +81,14 @@ def dumps_args(args: Any) -> str:
     if isinstance(args, str):
         return args or "{}"
     return orjson.dumps(args if args is not None else {}).decode()
+
+
+def add_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]], key: str) -> None:
+    """A turn's `items` under `key`, merged into the last turn when it has the same role (vendors whose
+    roles must alternate); nothing for no items."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})

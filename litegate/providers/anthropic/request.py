@@ -27,7 +27,7 @@ from litegate.config import Deployment
 from litegate.errors import BadRequest
 from litegate.wire import ChatRequest, Message
 from litegate.providers.base import UpstreamRequest, api_base
-from litegate.providers.messages import image_url_of, parse_data_uri, text_of, tool_arguments
+from litegate.providers.messages import add_turn, image_url_of, parse_data_uri, text_of, tool_arguments
 from litegate.providers.anthropic.response import JSON_TOOL, THINKING_MEMO
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
@@ -123,21 +123,12 @@ def _conversation(messages: list[Message], memo: Mapping[str, dict]) -> tuple[li
             if text.strip():
                 system.append(text)
         elif m.role == "user":
-            _append(turns, "user", _user_blocks(i, m))
+            add_turn(turns, "user", _user_blocks(i, m), "content")
         elif m.role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(i, m, memo))
+            add_turn(turns, "assistant", _assistant_blocks(i, m, memo), "content")
         else:
-            _append(turns, "user", [_tool_result(m)])
+            add_turn(turns, "user", [_tool_result(m)], "content")
     return system, turns
-
-
-def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    if not blocks:
-        return
-    if turns and turns[-1]["role"] == role:
-        turns[-1]["content"].extend(blocks)
-    else:
-        turns.append({"role": role, "content": blocks})
 
 
 def _text(text: str) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from litegate.config import Deployment
 from litegate.errors import BadRequest
 from litegate.wire import ChatRequest, ContentPart, EmbeddingsRequest, Message, ToolCall
 from litegate.providers.base import UpstreamRequest, api_base
-from litegate.providers.messages import image_url_of, parse_data_uri, text_of, tool_arguments, tool_name_for
+from litegate.providers.messages import add_turn, image_url_of, parse_data_uri, text_of, tool_arguments, tool_name_for
 from litegate.providers.gemini.schema import sanitize
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
@@ -98,13 +98,7 @@ def _contents(messages: list[Message], memo: Mapping[str, dict]) -> tuple[list[d
             if text:
                 system.append({"text": text})
             continue
-        role, parts = _turn(messages, i, memo)
-        if not parts:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["parts"].extend(parts)
-        else:
-            turns.append({"role": role, "parts": parts})
+        add_turn(turns, *_turn(messages, i, memo), "parts")
     if turns:
         return system, turns
     if not system:
