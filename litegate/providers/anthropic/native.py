@@ -25,7 +25,7 @@ from litegate.errors import StreamInterrupted, UpstreamError
 from litegate.wire import Usage, UsageEvent
 from litegate.providers.base import NativeRequest, UpstreamRequest, event_type
 from litegate.providers.anthropic.request import headers as client_headers, url
-from litegate.providers.anthropic.response import Counts, error_for, usage
+from litegate.providers.anthropic.response import Counts, counts_of, error_for, usage
 
 LITEGATE_SIGNATURE = "lg1."  # prefix of the signatures litegate's Anthropic face writes
 _THINKING = ("thinking", "redacted_thinking")
@@ -100,10 +100,10 @@ class NativeRelay:
             ev = orjson.loads(payload)
             msg = ev.get("message") or {}
             msg["model"] = self.model
-            self._count(msg.get("usage"))
+            self.counts.update(counts_of(msg.get("usage")))
             payload = orjson.dumps(ev)
         elif kind == b"message_delta":
-            self._count(orjson.loads(payload).get("usage"))
+            self.counts.update(counts_of(orjson.loads(payload).get("usage")))
         elif kind == b"message_stop":
             self.saw_stop = True
         elif kind == b"unknown":  # not a JSON object with a type: relayed, no client could read it
@@ -113,13 +113,6 @@ class NativeRelay:
             raise error_for(str(self.error.get("type", "")),
                             f"backend error mid-stream: {self.error.get('message') or 'unknown error'}", None, {})
         return b"event: " + kind + b"\ndata: " + payload + b"\n\n"
-
-    def _count(self, u: Any) -> None:
-        if not isinstance(u, dict):
-            return
-        for field in Counts.__struct_fields__:
-            if isinstance(u.get(field), int):
-                setattr(self.counts, field, u[field])
 
     @property
     def usage(self) -> Usage:
@@ -157,7 +150,5 @@ def reply(body: bytes, target: Deployment, native: NativeRequest) -> tuple[bytes
     msg = orjson.loads(body)
     if isinstance(msg, dict):
         msg["model"] = native.model
-        u = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
-        counts = Counts(**{f: u[f] for f in Counts.__struct_fields__ if isinstance(u.get(f), int)})
-        return orjson.dumps(msg), usage(counts)
+        return orjson.dumps(msg), usage(counts_of(msg.get("usage")))
     return body, Usage()

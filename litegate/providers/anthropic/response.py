@@ -48,6 +48,19 @@ class Counts(msgspec.Struct):
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
 
+    def update(self, newer: Counts) -> None:
+        """Keep the latest non-null value of each counter (message_delta's output is cumulative)."""
+        for field in Counts.__struct_fields__:
+            value = getattr(newer, field)
+            if value is not None:
+                setattr(self, field, value)
+
+
+def counts_of(u: Any) -> Counts:
+    """The usage of a body passed through as it is: its integer counters, anything else left out."""
+    u = u if isinstance(u, dict) else {}
+    return Counts(**{f: u[f] for f in Counts.__struct_fields__ if isinstance(u.get(f), int)})
+
 
 class Message(msgspec.Struct):
     type: str = "message"

@@ -75,7 +75,7 @@ class _State:
 
     def message_start(self, ev: _Event) -> Iterator[StreamEvent]:
         if ev.message is not None and ev.message.usage is not None:
-            self._count(ev.message.usage)
+            self.counts.update(ev.message.usage)
         return iter(())
 
     def content_block_start(self, ev: _Event) -> Iterator[StreamEvent]:
@@ -125,15 +125,8 @@ class _State:
         if ev.delta is not None and ev.delta.stop_reason is not None:
             self.stop_reason = ev.delta.stop_reason
         if ev.usage is not None:
-            self._count(ev.usage)
+            self.counts.update(ev.usage)
         return iter(())
-
-    def _count(self, c: Counts) -> None:
-        """Keep the latest non-null value of each counter (message_delta's output is cumulative)."""
-        for field in Counts.__struct_fields__:
-            value = getattr(c, field)
-            if value is not None:
-                setattr(self.counts, field, value)
 
     def end(self) -> list[StreamEvent]:
         return [UsageEvent(usage(self.counts)), Finish(finish_reason(self.stop_reason, self.tools > 0))]
