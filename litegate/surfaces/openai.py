@@ -10,7 +10,7 @@ error is one `data: {"error": ...}` event, without `[DONE]`. Pure and per-reques
 from __future__ import annotations
 
 import base64
-import os
+import random
 import struct
 import time
 
@@ -164,7 +164,7 @@ class CompletionWriter(_Writer):
 
     @staticmethod
     def new_id() -> str:
-        return "cmpl-" + os.urandom(16).hex()
+        return f"cmpl-{random.getrandbits(128):032x}"
 
     def _chunk(self, text: str, finish: str | None = None) -> bytes:
         chunk = TextCompletion(self.id, self.created, self.model, [CompletionChoice(text, 0, finish)],

@@ -19,7 +19,7 @@ Rules it owns:
 from __future__ import annotations
 
 import hashlib
-import os
+import random
 import re
 from typing import Any
 
@@ -37,13 +37,13 @@ _ID_OK = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 
 
 def message_id() -> str:
-    return "msg_lg" + os.urandom(12).hex()
+    return f"msg_lg{random.getrandbits(96):024x}"  # unique, not secret: no system call
 
 
 def tool_id(call_id: str | None) -> str:
     """A tool-call id as Anthropic clients accept it (^[a-zA-Z0-9_-]+$); others map to a stable hash."""
     if not call_id:
-        return "toolu_lg" + os.urandom(12).hex()
+        return f"toolu_lg{random.getrandbits(96):024x}"
     if _ID_OK.fullmatch(call_id):
         return call_id
     return "toolu_lg" + hashlib.sha256(call_id.encode()).hexdigest()[:24]

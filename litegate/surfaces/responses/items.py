@@ -10,7 +10,7 @@ carries text the same client was already shown as the reasoning summary.
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,7 +22,7 @@ from litegate.wire import Usage
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{os.urandom(16).hex()}"
+    return f"{prefix}_{random.getrandbits(128):032x}"  # unique, not secret: no system call
 
 
 def encode_reasoning(text: str) -> str:
