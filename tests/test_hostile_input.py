@@ -122,6 +122,21 @@ async def test_gzip_bomb_is_capped_while_inflating(ollama, gateway):
     assert peak < 8 << 20, f"peak {peak / (1 << 20):.1f} MB while refusing a bomb capped at 4 MB"
 
 
+async def test_chunked_body_over_the_cap_is_413_when_it_arrives_whole(ollama, gateway):
+    """A chunked body with no Content-Length, all of it there with the headers and larger than
+    server.max_body_mb, is a 413: the body taken whole from aiohttp's buffer (no wait, no timer) is
+    checked against the cap as a body read piece by piece is."""
+    client = await gateway(ollama_config(ollama, server={"max_body_mb": 0.01}))  # ~10 KB
+    body = json.dumps({"model": "llama", "messages": USER, "pad": "x" * 20_000}).encode()
+
+    async def chunks():
+        yield body
+
+    resp = await client.post("/v1/chat/completions", data=chunks(), headers={"content-type": "application/json"})
+    err = await error_of(resp, 413)
+    assert "max_body_mb" in err["message"]
+
+
 async def test_non_utf8_login_form_is_400_on_the_form(ollama, gateway):
     """A sign-in form whose bytes are not UTF-8 gets the form back with a 400, not a traceback."""
     client = await gateway(ollama_config(ollama, **KEYS), env=ENV)
