@@ -84,8 +84,7 @@ async def stream(request: web.Request, call: Call, events: AsyncIterator[StreamE
                     frames = writer.feed(ev)
                     if frames:
                         await out.write(frames)
-                await out.write(writer.finish())
-                await out.flush()
+                await out.close(writer.finish())
             except GatewayError as e:
                 if not out.begun:
                     raise
@@ -129,7 +128,7 @@ class _Outlet:
     handler back (at most _HIGH_WATER bytes queued), as awaiting each write did."""
 
     __slots__ = ("request", "call", "writer", "resp", "_ready", "_writes", "_timer", "_beating", "_every",
-                 "_queue", "_queued", "_room", "_pump", "_failed", "_closing")
+                 "_queue", "_queued", "_room", "_pump", "_pumping", "_failed", "_closing")
 
     def __init__(self, request: web.Request, call: Call, writer: StreamWriter) -> None:
         self.request, self.call, self.writer = request, call, writer
@@ -143,6 +142,7 @@ class _Outlet:
         self._queued = 0
         self._room: asyncio.Future | None = None  # the handler waits on it while the queue is full
         self._pump: asyncio.Task | None = None
+        self._pumping = False  # the pump has begun writing (a pump not yet run can be taken over)
         self._failed: BaseException | None = None
         self._closing = False
 
@@ -183,6 +183,7 @@ class _Outlet:
     async def _run(self) -> None:
         """Write what is queued, as one write per turn, until nothing is left (or the client is gone)."""
         resp = self.resp
+        self._pumping = True
         try:
             while self._queue:
                 queue, self._queue, self._queued = self._queue, [], 0
@@ -194,7 +195,24 @@ class _Outlet:
             if self._room is not None and not self._room.done():
                 self._room.set_exception(e)
         finally:
+            self._pump, self._pumping = None, False
+
+    async def close(self, frames: list[bytes]) -> None:
+        """The last frames and the end of the body. What is still queued leaves with them in one write
+        when the pump has not begun on it (a short answer: headers, every frame and the chunked end in
+        one send), else after the pump's write in progress."""
+        if self.resp is None or not self._ready.done():
+            await self.begin()
+        self._closing = True
+        if self._pump is not None and not self._pumping:
+            self._pump.cancel()
             self._pump = None
+        while self._pump is not None:
+            await asyncio.shield(self._pump)
+        if self._failed is not None:
+            raise self._failed
+        tail, self._queue, self._queued = self._queue + frames, [], 0
+        await self.resp.write_eof(b"".join(tail))
 
     async def flush(self) -> None:
         """Everything queued written (raises if the client went away)."""
