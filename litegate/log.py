@@ -116,7 +116,7 @@ def info(logger, event: str, fields: dict) -> None:
     if factory.level > logging.INFO:
         return
     fields["event"], fields["level"] = event, "info"
-    factory.writer.msg(orjson.dumps(factory.stamp(None, "info", fields), default=str))
+    factory.writer.msg(_orjson_bytes(factory.stamp(None, "info", fields)))
 
 
 def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:

@@ -53,12 +53,8 @@ async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest,
     """The whole answer (one upstream request unless server tools make it a loop): a ChatCompletion,
     or a pass-through's own reply body."""
     if plan.server_tools and not (native and native.required):
-        # The loop reads each round as a stream, so the backend must be asked for one (a non-streaming
-        # body is no SSE: every backend but Ollama's one-line reply read as an empty stream).
         agg = Aggregator()
-        streamed = msgspec.structs.replace(req, stream=True, stream_options=StreamOptions(include_usage=True))
-        async for ev in chat_events(svc, call, plan, streamed):
-            agg.feed(ev)
+        await replay(svc, call, plan, req, agg.feed)
         return msgspec.structs.replace(agg.result(req.model), memo=UNSET)
     face = native.face if native else None
 
@@ -78,8 +74,9 @@ async def chat(svc: Services, call: Call, plan: Plan, req: ChatRequest,
 
 async def replay(svc: Services, call: Call, plan: Plan, req: ChatRequest,
                  feed: Callable[[StreamEvent], object]) -> None:
-    """The answer, event by event, into a face's own builder: a whole reply that shows what only the
-    events carry (the tool loop's searches). Asked of the backend as a stream, as `chat`'s loop is."""
+    """The answer, event by event, into a builder: a whole reply made by the tool loop, or one that shows
+    what only the events carry (its searches). The loop reads each round as a stream, so the backend is
+    asked for one (a non-streaming body is no SSE: every backend but Ollama's would read as empty)."""
     streamed = msgspec.structs.replace(req, stream=True, stream_options=StreamOptions(include_usage=True))
     async with aclosing(chat_events(svc, call, plan, streamed)) as events:
         async for ev in events:

@@ -203,14 +203,10 @@ class _Outlet:
         one send), else after the pump's write in progress."""
         if self.resp is None or not self._ready.done():
             await self.begin()
-        self._closing = True
         if self._pump is not None and not self._pumping:
             self._pump.cancel()
             self._pump = None
-        while self._pump is not None:
-            await asyncio.shield(self._pump)
-        if self._failed is not None:
-            raise self._failed
+        await self.flush()  # a pump already writing finishes first
         tail, self._queue, self._queued = self._queue + frames, [], 0
         await self.resp.write_eof(b"".join(tail))
 
