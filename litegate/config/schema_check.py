@@ -15,6 +15,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples"})
 _TYPES = {
     "object": lambda x: isinstance(x, dict),
@@ -22,7 +27,7 @@ _TYPES = {
     "string": lambda x: isinstance(x, str),
     "boolean": lambda x: isinstance(x, bool),
     "null": lambda x: x is None,
-    "number": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    "number": _is_number,
     "integer": lambda x: (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer()),
 }
 
@@ -44,10 +49,6 @@ def _valid(x: Any, s: Any, root: dict[str, Any]) -> bool:
         if check is None or not check(x, want, s, root):
             return False
     return True
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _equal(a: Any, b: Any) -> bool:
